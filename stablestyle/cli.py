@@ -1,0 +1,77 @@
+"""Command line: ``stablestyle <command> ...``.
+
+Each command lives in :mod:`stablestyle.commands` as a module with ``HELP``,
+``add_arguments(parser)`` and ``run(args) -> int``; heavy imports happen inside
+``run`` so ``--help`` stays fast.  :func:`main` is the single entry point that
+tests call directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import UserError
+
+# command name -> module; a command appears only if its module exists.
+COMMANDS: dict[str, str] = {
+    "stylize": "stablestyle.commands.stylize",
+    "train": "stablestyle.commands.train",
+    "evaluate": "stablestyle.commands.evaluate",
+    "analyze-style": "stablestyle.commands.analyze_style",
+    "make-clip": "stablestyle.commands.make_clip",
+    "models": "stablestyle.commands.models",
+    "export": "stablestyle.commands.export",
+    "webcam": "stablestyle.commands.webcam",
+    "demo": "stablestyle.commands.demo",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stablestyle",
+        description="Flicker-free neural style transfer for video (Gupta et al., ICCV 2017).",
+    )
+    parser.add_argument("--version", action="version", version=f"stablestyle {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue
+            raise
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 2 user error, 130 interrupted)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if getattr(args, "_run", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

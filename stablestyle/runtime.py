@@ -1,0 +1,35 @@
+"""Edge helpers shared by the commands: device resolution and progress bars."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+import torch
+
+from .errors import UserError
+
+T = TypeVar("T")
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when available else CPU; ``cuda`` without a GPU is a user error."""
+    if name not in DEVICES and not name.startswith("cuda:"):
+        raise UserError(f"unknown device {name!r}; valid: {', '.join(DEVICES)}")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device cuda asked for, but PyTorch sees no CUDA GPU; use --device cpu")
+    return torch.device(name)
+
+
+def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "", unit: str = "it",
+             quiet: bool = False, **kwargs) -> Iterator[T]:
+    """A tqdm progress bar over ``iterable``, or the bare iterable when ``quiet``."""
+    if quiet:
+        return iter(iterable)
+    from tqdm import tqdm
+
+    return iter(tqdm(iterable, total=total, desc=desc, unit=unit, dynamic_ncols=True, **kwargs))
