@@ -1,0 +1,88 @@
+"""``stablestyle make-clip IMAGE [IMAGE...] -o FOLDER``: a clip with exact flow from still images.
+
+A virtual camera pans, zooms and rotates over the first image while
+foreground patches cut from the images move over it
+(:mod:`stablestyle.synthetic`).  The folder gets the MPI Sintel layout
+(frames, forward flow, occlusions) plus the backward flow and validity masks
+that the instability evaluation reads (``load_ground_truth``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+
+HELP = "render a clip with exact optical flow and occlusions from still images (Sintel-like folder)"
+
+log = logging.getLogger(__name__)
+
+MAX_SIDE = 8192
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="RGB images: the first is the background, foreground patches are cut from the others "
+                        "(or from the first when there is only one)")
+    p.add_argument("-o", "--output", required=True, help="output folder (its parent must exist)")
+    p.add_argument("--frames", type=int, default=30, help="number of frames (>= 2; default 30)")
+    p.add_argument("--size", default="480x270", help="frame size WIDTHxHEIGHT in pixels (default 480x270)")
+    p.add_argument("--foregrounds", type=int, default=2, help="number of moving foreground patches (default 2)")
+    p.add_argument("--seed", type=int, default=0, help="random seed: the same seed and images give the same clip")
+    p.add_argument("--speed", type=float, default=None,
+                   help="largest camera pan in pixels per frame (default from MotionConfig: 4)")
+    p.add_argument("--fg-speed", type=float, default=None,
+                   help="largest foreground speed in pixels per frame (default from MotionConfig: 6)")
+    p.add_argument("--overwrite", action="store_true", help="replace FOLDER if it is an existing clip folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"480x270"`` -> ``(480, 270)``; anything else is a :class:`UserError`."""
+    from ..errors import UserError
+    from ..video import MIN_SIDE
+
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not match:
+        raise UserError(f"--size must be WIDTHxHEIGHT in pixels, e.g. 480x270; got {text!r}")
+    width, height = int(match.group(1)), int(match.group(2))
+    if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
+        raise UserError(f"--size sides must be {MIN_SIDE}..{MAX_SIDE} pixels, got {width}x{height}")
+    return width, height
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    import numpy as np
+
+    from ..errors import UserError
+    from ..synthetic import MotionConfig, check_clip_folder, render_clip, save_clip
+    from ..video import read_image
+
+    size = parse_size(args.size)
+    if args.frames < 2:
+        raise UserError(f"--frames must be at least 2 (a clip needs motion between frames), got {args.frames}")
+    if args.foregrounds < 0:
+        raise UserError(f"--foregrounds must be 0 or more, got {args.foregrounds}")
+    motion = MotionConfig()
+    if args.speed is not None:
+        motion = replace(motion, max_speed=args.speed)
+    if args.fg_speed is not None:
+        motion = replace(motion, fg_max_speed=args.fg_speed)
+    check_clip_folder(args.output, args.overwrite)
+
+    images = [read_image(path) for path in args.images]
+    sources = list(range(1, len(images))) or [0]
+    fg_index = [sources[k % len(sources)] for k in range(args.foregrounds)]
+    clip = render_clip(images[0], args.frames, size, rng=np.random.default_rng(args.seed), motion=motion,
+                       foregrounds=[images[i] for i in fg_index], quiet=args.quiet)
+    provenance = {
+        "command": "stablestyle make-clip",
+        "seed": args.seed,
+        "sources": {"background": str(args.images[0]), "foregrounds": [str(args.images[i]) for i in fg_index]},
+    }
+    save_clip(clip, args.output, overwrite=args.overwrite, provenance=provenance, quiet=args.quiet)
+    valid = float(clip.valid_bw[1:].mean())
+    log.info("%d frames %dx%d, %.1f%% of pixels valid for the backward flow", args.frames, *size, 100 * valid)
+    return 0
