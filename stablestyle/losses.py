@@ -1,0 +1,395 @@
+"""Loss maths: perceptual (content / style), total variation and temporal losses.
+
+Pure functions plus one thin module (:class:`PerceptualLoss`) that holds the
+loss network and the style targets.  Every function returns *unweighted*
+terms; weights are applied in exactly one place, :meth:`LossWeights.total`.
+
+References:
+  * Gatys, Ecker, Bethge, "Image Style Transfer Using CNNs", CVPR 2016 (Gram matrices).
+  * Johnson, Alahi, Fei-Fei, "Perceptual Losses for Real-Time Style Transfer", ECCV 2016,
+    Sec. 3.2 (feature reconstruction loss, Eq. 2; style reconstruction loss, Eq. 3-4).
+  * Ruder, Dosovitskiy, Brox, "Artistic Style Transfer for Videos", GCPR 2016 (reliability mask).
+  * Gupta, Johnson, Alahi, Fei-Fei, "Characterizing and Improving Stability in Neural Style
+    Transfer", ICCV 2017, Sec. 4 (temporal consistency loss).
+
+Losses that can overflow half precision (feature MSEs and Grams of Caffe-scale
+activations reach 1e5-1e6) are computed in float32 (float64 inputs stay
+float64) with autocast switched off locally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+from torch import nn
+
+#: ``reduction`` values: ``"mean"`` over the batch (a scalar) or ``"none"`` (one value per sample, ``(B,)``).
+REDUCTIONS = ("mean", "none")
+#: Keeps :func:`masked_mean` finite for an all-zero mask.
+MASK_EPS = 1e-8
+
+
+def _fp32(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in at least float32 (half / bfloat16 are upcast; float64 is kept)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
+def _no_autocast(x: torch.Tensor) -> torch.autocast:
+    return torch.autocast(device_type=x.device.type, enabled=False)
+
+
+def _reduce(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return per_sample.mean()
+    if reduction == "none":
+        return per_sample
+    raise ValueError(f"unknown reduction {reduction!r}; valid: {', '.join(REDUCTIONS)}")
+
+
+def _check_4d(name: str, x: torch.Tensor) -> None:
+    if x.dim() != 4:
+        raise ValueError(f"{name} must be (B, C, H, W), got shape {tuple(x.shape)}")
+
+
+def gram_matrix(feat: torch.Tensor) -> torch.Tensor:
+    """Normalised Gram matrix ``G = F F^T / (C H W)`` (Johnson et al. 2016, Eq. 3).
+
+    Args:
+        feat: ``(B, C, H, W)`` activations, any float dtype.
+
+    Returns:
+        ``(B, C, C)`` float32 (float64 for float64 input), computed outside
+        autocast: with Caffe-scale VGG activations the sums overflow fp16.
+    """
+    _check_4d("feat", feat)
+    b, c, h, w = feat.shape
+    with _no_autocast(feat):
+        f = _fp32(feat).reshape(b, c, h * w)
+        return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+
+
+def content_loss(feat: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Feature reconstruction loss ``mean((feat - target)^2)`` (Johnson et al. 2016, Eq. 2).
+
+    Johnson's ``1 / (C H W) ||phi(y) - phi(y_c)||^2`` averaged over the batch,
+    i.e. the mean over all ``B C H W`` entries.  ``feat``, ``target``:
+    ``(B, C, H, W)`` (``target`` may have batch 1 to broadcast).  Float32.
+    ``reduction="none"`` gives ``(B,)``.
+    """
+    _check_4d("feat", feat)
+    _check_4d("target", target)
+    with _no_autocast(feat):
+        diff = _fp32(feat) - _fp32(target)
+        return _reduce(diff.square().flatten(1).mean(1), reduction)
+
+
+def style_loss(feats: Mapping[str, torch.Tensor], target_grams: Mapping[str, torch.Tensor],
+               layers: Sequence[str], reduction: str = "mean") -> torch.Tensor:
+    """Style reconstruction loss ``sum_l mean_{i,j} (G_l(feat) - G_l(style))_{ij}^2``.
+
+    Johnson et al. 2016, Eq. 4, with the squared Frobenius norm divided by the
+    ``C_l^2`` entries (the MSE of the Gram matrices, as in Johnson's code),
+    summed over ``layers`` and averaged over the batch.
+
+    Args:
+        feats: tap name -> ``(B, C, H, W)`` activations of the output.
+        target_grams: tap name -> ``(1, C, C)`` (broadcast over the batch) or ``(B, C, C)``.
+        layers: the taps to sum over.
+        reduction: ``"mean"`` (scalar) or ``"none"`` (``(B,)``).
+    """
+    if not layers:
+        raise ValueError("style_loss needs at least one layer")
+    missing = [name for name in layers if name not in feats or name not in target_grams]
+    if missing:
+        raise ValueError(f"style layer(s) {missing} missing from the features or targets; "
+                         f"features have {list(feats)}, targets have {list(target_grams)}")
+    total = None
+    for name in layers:
+        gram = gram_matrix(feats[name])
+        target = target_grams[name]
+        if target.dim() != 3 or target.shape[-2:] != gram.shape[-2:]:
+            raise ValueError(f"target Gram for {name} must be (1, {gram.shape[-1]}, {gram.shape[-1]}), "
+                             f"got {tuple(target.shape)}")
+        with _no_autocast(gram):
+            term = (gram - _fp32(target)).square().flatten(1).mean(1)
+        total = term if total is None else total + term
+    return _reduce(total, reduction)
+
+
+def tv_loss(img: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Total variation ``mean((x[i, j+1] - x[i, j])^2) + mean((x[i+1, j] - x[i, j])^2)``.
+
+    The squared (beta = 2) total variation regulariser of Mahendran & Vedaldi
+    2015 used by Johnson et al. 2016 (Sec. 3.3); each direction is a *mean*
+    over its ``C (H) (W-1)`` / ``C (H-1) W`` differences, so the value does not
+    grow with the image size.  ``img``: ``(B, C, H, W)`` with ``H, W >= 2``,
+    in ``[0, 1]``.  ``reduction="none"`` gives ``(B,)``.
+    """
+    _check_4d("img", img)
+    if img.shape[-1] < 2 or img.shape[-2] < 2:
+        raise ValueError(f"tv_loss needs H, W >= 2, got shape {tuple(img.shape)}")
+    with _no_autocast(img):
+        x = _fp32(img)
+        dx = (x[..., :, 1:] - x[..., :, :-1]).square().flatten(1).mean(1)
+        dy = (x[..., 1:, :] - x[..., :-1, :]).square().flatten(1).mean(1)
+        return _reduce(dx + dy, reduction)
+
+
+def _check_mask(x: torch.Tensor, mask: torch.Tensor) -> None:
+    _check_4d("x", x)
+    if (mask.dim() != 4 or mask.shape[1] != 1 or mask.shape[-2:] != x.shape[-2:]
+            or mask.shape[0] not in (1, x.shape[0])):
+        raise ValueError(f"mask must be (B, 1, H, W) matching {tuple(x.shape)}, got {tuple(mask.shape)}")
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``x`` over the pixels where ``mask`` is set: ``sum(mask x) / (C sum(mask) + eps)``.
+
+    Args:
+        x: ``(B, C, H, W)``.
+        mask: ``(B, 1, H, W)`` (or batch 1), 1 = valid, soft values allowed;
+            broadcast over the ``C`` channels.
+
+    Returns a scalar over the whole batch (float32 or wider); an all-zero mask
+    gives 0 (``eps`` = :data:`MASK_EPS`).
+    """
+    _check_mask(x, mask)
+    with _no_autocast(x):
+        m = _fp32(mask).expand(x.shape[0], 1, *x.shape[-2:])
+        return (_fp32(x) * m).sum() / (x.shape[1] * m.sum() + MASK_EPS)
+
+
+def temporal_loss(out: torch.Tensor, warped_prev: torch.Tensor, mask: torch.Tensor,
+                  reduction: str = "mean") -> torch.Tensor:
+    """Temporal consistency loss of Gupta et al. 2017 (Sec. 4): ``(1/D) sum_k c_k (y_t - w(y_{t-1}))_k^2``.
+
+    ``D = 3 H W``: the sum runs over all channels and pixels and is divided by
+    their number, *not* by the mask sum (the paper's definition; occluded
+    pixels simply contribute 0, so frames with large occlusions weigh less).
+    Averaged over the batch.
+
+    Args:
+        out: ``(B, 3, H, W)`` current output ``y_t`` in ``[0, 1]``.
+        warped_prev: ``(B, 3, H, W)`` previous output warped to frame ``t``'s grid
+            with ``flow_bw`` (whether it is detached is the caller's choice).
+        mask: ``(B, 1, H, W)`` reliability weights ``c`` (Ruder et al. 2016), 1 = reliable.
+        reduction: ``"mean"`` (scalar) or ``"none"`` (``(B,)``).
+    """
+    _check_mask(out, mask)
+    if warped_prev.shape != out.shape:
+        raise ValueError(f"warped_prev {tuple(warped_prev.shape)} must match out {tuple(out.shape)}")
+    with _no_autocast(out):
+        diff = (_fp32(out) - _fp32(warped_prev)).square() * _fp32(mask)
+        return _reduce(diff.flatten(1).mean(1), reduction)
+
+
+class PerceptualLoss(nn.Module):
+    """Content, style and TV terms for a batch of outputs (Johnson et al. 2016); unweighted.
+
+    Args:
+        vgg: frozen feature extractor (``forward(x in [0,1]) -> {tap: (B,C,H,W)}``,
+            e.g. :func:`stablestyle.models.load_vgg16`) providing ``content_layer``
+            and ``style_layers``.  Tests may pass a tiny stand-in.
+        style_image: ``(1, 3, H, W)`` in ``[0, 1]``, already at the size to use.
+        content_layer: tap for :func:`content_loss` (Johnson et al.: ``relu3_3``
+            in their code, ``relu2_2`` in the paper).
+        style_layers: taps for :func:`style_loss`.
+
+    The style Gram targets are computed once, here, and kept as buffers
+    ``gram_<tap>`` (``(1, C, C)``, float32, no grad); they move with ``.to()``.
+    """
+
+    def __init__(self, vgg: nn.Module, style_image: torch.Tensor, content_layer: str = "relu3_3",
+                 style_layers: Sequence[str] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")) -> None:
+        super().__init__()
+        if style_image.dim() != 4 or style_image.shape[:2] != (1, 3):
+            raise ValueError(f"style_image must be (1, 3, H, W) RGB in [0, 1], got {tuple(style_image.shape)}")
+        self.vgg = vgg
+        self.content_layer = content_layer
+        self.style_layers = tuple(style_layers)
+        with torch.no_grad():
+            feats = vgg(style_image)
+        missing = [name for name in (content_layer, *self.style_layers) if name not in feats]
+        if missing:
+            raise ValueError(f"the loss network does not provide layer(s) {missing}; it gives {list(feats)}")
+        for name in self.style_layers:
+            self.register_buffer(f"gram_{name}", gram_matrix(feats[name]).detach())
+
+    @property
+    def target_grams(self) -> dict[str, torch.Tensor]:
+        """Style tap -> ``(1, C, C)`` Gram target."""
+        return {name: getattr(self, f"gram_{name}") for name in self.style_layers}
+
+    def _terms(self, output: torch.Tensor, content: torch.Tensor, reduction: str) -> dict[str, torch.Tensor]:
+        if output.shape != content.shape:
+            raise ValueError(f"output {tuple(output.shape)} and content {tuple(content.shape)} must match")
+        dtype = torch.promote_types(output.dtype, content.dtype)
+        # one batched VGG pass over [output; content]
+        feats = self.vgg(torch.cat([output.to(dtype), content.to(dtype)]))
+        b = output.shape[0]
+        out_feats = {name: f[:b] for name, f in feats.items()}
+        target = feats[self.content_layer][b:].detach()
+        return {
+            "content": content_loss(out_feats[self.content_layer], target, reduction),
+            "style": style_loss(out_feats, self.target_grams, self.style_layers, reduction),
+            "tv": tv_loss(output, reduction),
+        }
+
+    def forward(self, output: torch.Tensor, content: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``output``, ``content``: ``(B, 3, H, W)`` in ``[0, 1]`` -> ``{content, style, tv}`` scalars."""
+        return self._terms(output, content, "mean")
+
+    @torch.no_grad()
+    def evaluate(self, output: torch.Tensor, content: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The same terms without grad, one value per sample: ``{content, style, tv}`` each ``(B,)``.
+
+        For evaluation (Gupta et al. 2017, Table 2 style / content losses);
+        ``.mean()`` of each equals :meth:`forward`.
+        """
+        return self._terms(output, content, "none")
+
+
+@dataclass
+class LossWeights:
+    """Loss weights; :meth:`total` is the one place they are applied.
+
+    Normalisation of the unweighted terms they multiply:
+
+    * ``content``: MSE of ``relu3_3`` features (:func:`content_loss`);
+    * ``style``: sum over relu1_2, relu2_2, relu3_3, relu4_3 of the MSE of
+      Gram matrices normalised by ``C H W`` (:func:`style_loss`);
+    * ``tv``: mean squared neighbour difference, both directions, image in
+      ``[0, 1]`` (:func:`tv_loss`);
+    * ``temporal``: reliability-masked squared difference divided by ``3 H W``,
+      image in ``[0, 1]`` (:func:`temporal_loss`).
+
+    These are Johnson et al.'s normalisations, and the shared VGG weights are
+    on his Caffe (0-255) activation scale, so content and style terms are
+    ~1e5-1e6.  The defaults scale them to O(1) (readable logs; no fp16
+    overflow of a scaled loss under mixed precision; Adam is scale-invariant
+    anyway).  Measured with the shared weights at 256x256: random-init
+    ``TransformerNet()`` outputs for 4 content photos, 3 seeds, style image
+    resized to 256 px on its long side (``python -m stablestyle.losses
+    --style scream``)::
+
+        term      raw value (scream)  x default weight
+        content   2.1e5               2.1
+        style     4.1e5               8.1
+        tv        5.7e-3              3.4e-4
+
+    The raw style term depends on the style image: over the 23 shared styles
+    it spans 2.6e5 (flower_of_life) to 4.6e6 (asheville), median ~9.7e5
+    (candy 2.9e6), i.e. 1x-20x the content term at equal weights (same
+    measurement, 2 photos, 1 seed).
+
+    * ``content`` = 1e-5, ``style`` = 2e-5: style starts a few times (scream
+      ~4x, the median style ~9x) the content contribution, the same order;
+      Johnson et al.'s code uses 1 : 5 on the same scale.  Lower ``style`` for
+      styles with a large raw term (candy, mosaic) if outputs lose content.
+    * ``tv`` = 0.06: Johnson's ``tv_strength`` 1e-6 acts on 0-255 images as
+      ``(1e-6 / 2) sum(d^2)``; at 256x256 that is ``0.0325 * 3 * 256^2 * tv``
+      = 6.4e3 ``tv`` in raw content units, i.e. 0.064 at ``content`` = 1e-5.
+      A weak regulariser (contribution ~1e-3 of the content term).
+    * ``temporal`` = 200: a residual flicker of RMS 0.1 (~25 grey levels, plainly
+      visible) over reliable pixels gives a raw term of ~0.01, which then
+      costs about as much as the content term at the start (2.1), so
+      flicker is traded against content, while a stable output (RMS 0.02 ->
+      0.08) costs little.
+    """
+
+    content: float = 1e-5
+    style: float = 2e-5
+    tv: float = 0.06
+    temporal: float = 200.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not (isinstance(value, (int, float)) and value >= 0):
+                raise ValueError(f"loss weight {f.name} must be a number >= 0, got {value!r}")
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+    def total(self, terms: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``sum_k weight_k * terms[k]`` over the terms present (missing ones are skipped).
+
+        Unknown term names (or no terms at all) raise ``ValueError`` listing the valid ones.
+        """
+        weights = self.as_dict()
+        unknown = [name for name in terms if name not in weights]
+        if unknown or not terms:
+            raise ValueError(f"unknown loss term(s) {unknown or '(none given)'}; valid: {', '.join(weights)}")
+        return sum(weights[name] * value for name, value in terms.items())  # type: ignore[return-value]
+
+
+def measure_loss_magnitudes(vgg: nn.Module, style_image: torch.Tensor, contents: torch.Tensor,
+                            seeds: Sequence[int] = (0, 1, 2), width: float = 1.0) -> dict[str, float]:
+    """Mean raw ``content`` / ``style`` / ``tv`` terms of random-init ``TransformerNet`` outputs.
+
+    The measurement behind :class:`LossWeights`' defaults.  ``style_image``
+    ``(1, 3, H, W)``, ``contents`` ``(B, 3, H, W)``, both in ``[0, 1]``; one
+    freshly initialised (``torch.manual_seed(seed)``) net per seed.
+    """
+    from .models import TransformerNet
+
+    loss = PerceptualLoss(vgg, style_image)
+    sums: dict[str, float] = {}
+    with torch.no_grad():
+        for seed in seeds:
+            torch.manual_seed(seed)
+            net = TransformerNet(width=width).to(contents.device)
+            out, _ = net(contents)
+            for name, value in loss.evaluate(out, contents).items():
+                sums[name] = sums.get(name, 0.0) + float(value.mean()) / len(seeds)
+    return sums
+
+
+def _resize(img: torch.Tensor, size: int, crop: bool) -> torch.Tensor:
+    """Shorter side to ``size`` then a centre ``size x size`` crop (``crop``), else longer side to ``size``."""
+    h, w = img.shape[-2:]
+    scale = size / (min(h, w) if crop else max(h, w))
+    img = torch.nn.functional.interpolate(img, size=(max(1, round(h * scale)), max(1, round(w * scale))),
+                                          mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+    if crop:
+        top, left = (img.shape[-2] - size) // 2, (img.shape[-1] - size) // 2
+        img = img[..., top:top + size, left:left + size]
+    return img
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m stablestyle.losses``: print raw loss magnitudes (see :class:`LossWeights`)."""
+    import argparse
+
+    from .models import load_vgg16
+    from .paths import assets_dir
+    from .video import read_image, to_tensor
+
+    parser = argparse.ArgumentParser(prog="python -m stablestyle.losses", description=main.__doc__)
+    parser.add_argument("--style", default="scream", help="name in $STABLESTYLE_ASSETS/styles or a path")
+    parser.add_argument("--content", nargs="+",
+                        default=["ccpl_chicago", "lst_in16", "rerevst_img_3", "examples_amber"],
+                        help="names in $STABLESTYLE_ASSETS/content or paths")
+    parser.add_argument("--size", type=int, default=256)
+    args = parser.parse_args(argv)
+
+    def find(name: str, folder: str) -> str:
+        if Path(name).is_file():
+            return name
+        return str(assets_dir(required=True) / folder / f"{name}.jpg")
+
+    style = _resize(to_tensor(read_image(find(args.style, "styles"))), args.size, crop=False)
+    contents = torch.cat([_resize(to_tensor(read_image(find(c, "content"))), args.size, crop=True)
+                          for c in args.content])
+    raw = measure_loss_magnitudes(load_vgg16(), style, contents)
+    weights = LossWeights().as_dict()
+    for name, value in raw.items():
+        print(f"{name:8s} raw {value:10.4g}   x default weight {value * weights[name]:10.4g}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
