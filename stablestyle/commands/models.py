@@ -1,0 +1,57 @@
+"""``stablestyle models``: list the bundled models with how they were trained and what they measure."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+HELP = "list the bundled models (style, training settings, measured figures)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def describe(name: str) -> dict:
+    """Metadata of one bundled model, without loading its weights into a network."""
+    from ..bundled import DEFAULT_MODEL, bundled_path
+    from ..checkpoint import read_checkpoint
+
+    payload = read_checkpoint(bundled_path(name))
+    cfg = payload.get("config", {})
+    return {
+        "name": name,
+        "default": name == DEFAULT_MODEL,
+        "mode": cfg.get("mode"),
+        "style": cfg.get("style"),
+        "style_sha256": payload.get("style_sha256"),
+        "network": payload["model"],
+        "step": payload["step"],
+        "training": {k: cfg[k] for k in ("crop", "batch", "seq_len", "steps", "lr", "weights") if k in cfg},
+        "metrics": payload.get("metrics", {}),
+        "version": payload.get("version"),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..bundled import available
+
+    rows = [describe(name) for name in available()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no bundled models installed")
+        return 0
+    for r in rows:
+        net = r["network"]
+        flag = " (default)" if r["default"] else ""
+        style = r["style"] or "?"
+        print(f"{r['name']}{flag}: {r['mode']} model, style {style}, width {net.get('width')}, "
+              f"recurrent={net.get('recurrent')}, {r['step']} steps")
+        if r["training"]:
+            print("    trained with " + ", ".join(f"{k}={v}" for k, v in r["training"].items()))
+        if r["metrics"]:
+            print("    measured: " + ", ".join(
+                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r["metrics"].items()))
+    return 0

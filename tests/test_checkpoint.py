@@ -1,0 +1,97 @@
+"""Checkpoints: round trip, atomic writes, and every way a file can be wrong."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stablestyle import __version__
+from stablestyle.checkpoint import file_sha256, load_checkpoint, read_checkpoint, save_checkpoint
+from stablestyle.errors import UserError
+from stablestyle.models import TransformerNet
+
+
+@pytest.fixture
+def net() -> TransformerNet:
+    torch.manual_seed(0)
+    return TransformerNet(width=0.25, recurrent=True)
+
+
+def test_round_trip_keeps_weights_and_metadata(tmp_path, net):
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, net, config={"mode": "stable"}, step=7, style_sha256="ab" * 32, metrics={"x": 1.5})
+    model, meta = load_checkpoint(path)
+    assert model.config() == net.config()
+    for (k, a), (_, b) in zip(net.state_dict().items(), model.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert meta["step"] == 7 and meta["config"] == {"mode": "stable"} and meta["version"] == __version__
+    assert meta["style_sha256"] == "ab" * 32 and meta["metrics"] == {"x": 1.5}
+    assert "state_dict" not in meta and not model.training
+
+
+def test_half_checkpoint_is_smaller_and_loads_as_float32(tmp_path, net):
+    full, half = tmp_path / "full.pt", tmp_path / "half.pt"
+    save_checkpoint(full, net)
+    save_checkpoint(half, net, half=True)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    model, _ = load_checkpoint(half)
+    w = next(model.parameters())
+    assert w.dtype == torch.float32
+    ref = next(net.parameters())
+    assert torch.allclose(w, ref, atol=1e-3, rtol=1e-3)
+
+
+def test_write_is_atomic_no_temp_left(tmp_path, net):
+    save_checkpoint(tmp_path / "m.pt", net)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+def test_failed_write_leaves_nothing(tmp_path, net, monkeypatch):
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(RuntimeError):
+        save_checkpoint(tmp_path / "m.pt", net)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_folder_is_user_error(tmp_path, net):
+    with pytest.raises(UserError, match="does not exist"):
+        save_checkpoint(tmp_path / "nope" / "m.pt", net)
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (None, "does not exist"),
+        (b"not a checkpoint at all", "not a readable checkpoint"),
+        ({"weights": 1}, "not a stablestyle checkpoint"),
+        ({"format": "stablestyle-checkpoint", "format_version": 99}, "newer"),
+        ({"format": "stablestyle-checkpoint", "format_version": 1, "model": {}}, "missing"),
+    ],
+)
+def test_bad_files_are_user_errors(tmp_path, content, match):
+    path = tmp_path / "bad.pt"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        torch.save(content, path)
+    with pytest.raises(UserError, match=match):
+        read_checkpoint(path)
+
+
+def test_weights_that_do_not_fit_the_net(tmp_path, net):
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, net)
+    payload = torch.load(path, weights_only=False)
+    payload["model"]["width"] = 0.5  # claims a wider net than the weights are
+    torch.save(payload, path)
+    with pytest.raises(UserError, match="do not match"):
+        load_checkpoint(path)
+
+
+def test_file_sha256_known_value(tmp_path):
+    p = tmp_path / "x"
+    p.write_bytes(b"abc")
+    assert file_sha256(p) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
