@@ -1,0 +1,127 @@
+"""``stablestyle analyze-style IMG... [--size 256] [--plot FIG.png --instability results.json] [--json]``."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "rank style images by their Gram-matrix trace, a predictor of flicker (Gupta et al. 2017, Sec. 4)"
+
+PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("images", nargs="+", metavar="IMG", help="style image files")
+    p.add_argument("--size", type=int, default=256,
+                   help="long side in px the styles are measured at (training's style size; default 256)")
+    p.add_argument("--reference", action="append", default=None, metavar="PATH",
+                   help="style images (files or folders; repeatable) the risk score and percentile are relative "
+                        "to; default: $STABLESTYLE_ASSETS/styles when present, else the given images")
+    p.add_argument("--plot", default=None, metavar="FIG.png",
+                   help="write the trace-vs-instability figure (the paper's Fig. 3); needs --instability")
+    p.add_argument("--instability", default=None, metavar="JSON",
+                   help="measured instability per style: `stablestyle evaluate`'s results.json or a JSON object "
+                        '{"style_name": instability}')
+    p.add_argument("--method", default=None,
+                   help="which method's runs to take from a results.json (default: perframe, or the only one)")
+    p.add_argument("--json", action="store_true", help="print the analysis as JSON instead of a table")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+
+def _reference_files(args) -> tuple[list, str]:
+    from pathlib import Path
+
+    from ..analysis import default_reference_dir, style_files
+    from ..errors import UserError
+
+    if args.reference:
+        files = []
+        for value in args.reference:
+            path = Path(value)
+            if path.is_dir():
+                found = style_files(path)
+                if not found:
+                    raise UserError(f"--reference {path} holds no images")
+                files += found
+            elif path.is_file():
+                files.append(path)
+            else:
+                raise UserError(f"--reference {path}: no such file or folder")
+        return files, ", ".join(args.reference)
+    folder = default_reference_dir()
+    if folder is not None and style_files(folder):
+        return style_files(folder), str(folder)
+    return [Path(p) for p in args.images], "the analysed images"
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    from ..analysis import analyze_styles, load_instability, plot_trace_vs_instability, reference_totals
+    from ..errors import UserError
+    from ..models import load_vgg16
+    from ..report import provenance
+    from ..runtime import resolve_device
+
+    # ---- user errors first, before any network work
+    if isinstance(args.size, bool) or args.size < 32:
+        raise UserError(f"--size must be at least 32 pixels, got {args.size}")
+    for image in args.images:
+        if not Path(image).is_file():
+            raise UserError(f"style image {image}: no such file")
+    instability = None
+    if args.plot is not None:
+        plot = Path(args.plot)
+        if plot.suffix.lower() not in PLOT_SUFFIXES:
+            raise UserError(f"--plot {plot}: unknown figure type; valid: {', '.join(PLOT_SUFFIXES)}")
+        if not plot.parent.is_dir():
+            raise UserError(f"--plot {plot}: folder {plot.parent} does not exist; create it first")
+        if args.instability is None:
+            raise UserError("--plot needs --instability (evaluate's results.json or a {style: instability} JSON)")
+    if args.instability is not None:
+        instability = load_instability(args.instability, args.method)
+    reference, reference_source = _reference_files(args)
+    device = resolve_device(args.device)
+
+    vgg = load_vgg16(device=device)
+    stats = analyze_styles(args.images, vgg, size=args.size, reference=reference)
+    ref_totals = reference_totals(reference, vgg, args.size)
+    order = sorted(range(len(stats)), key=lambda i: -stats[i].total_trace)
+    rank = {i: r + 1 for r, i in enumerate(order)}
+
+    correlation = None
+    if args.plot is not None:
+        correlation = plot_trace_vs_instability(stats, instability, args.plot)
+
+    if args.json:
+        report = {
+            "provenance": provenance(getattr(args, "_argv", None) or sys.argv, device),
+            "size": args.size,
+            "risk_formula": "0.5 * log2(total_trace / median(reference total traces))",
+            "reference": {"source": reference_source, "n": len(ref_totals),
+                          "median_total_trace": float(np.median(ref_totals))},
+            "styles": [s.as_dict() | {"rank": rank[i], "instability": (instability or {}).get(s.name)}
+                       for i, s in enumerate(stats)],
+            "correlation": correlation,
+            "plot": args.plot,
+        }
+        print(json.dumps(report, indent=2))
+        return 0
+
+    layers = list(stats[0].traces)
+    header = f"{'rank':>4}  {'style':<28} {'total trace':>12} {'risk':>6} {'pct':>5}  " + \
+             " ".join(f"{name:>8}" for name in layers)
+    print(f"Gram-matrix trace at long side {args.size} px; risk = 0.5*log2(trace / median of {len(ref_totals)} "
+          f"reference styles: {reference_source}); higher = more flicker expected")
+    print(header)
+    for i in order:
+        s = stats[i]
+        shares = " ".join(f"{100 * s.shares[name]:7.1f}%" for name in layers)
+        print(f"{rank[i]:>4}  {s.name[:28]:<28} {s.total_trace:12.4g} {s.risk:+6.2f} {s.percentile:5.0f}  {shares}")
+    if correlation is not None:
+        print(f"trace vs instability over {correlation['n']} styles: Pearson r = {correlation['pearson']:.3f}, "
+              f"Spearman rho = {correlation['spearman']:.3f} -> {args.plot}")
+    return 0

@@ -1,0 +1,165 @@
+"""`stablestyle evaluate` end to end on tiny clips, and its user errors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from stablestyle.checkpoint import file_sha256, save_checkpoint
+from stablestyle.cli import main
+from stablestyle.models import TransformerNet
+
+REPORT = ("results.json", "results.md", "instability_over_time.png", "instability_vs_style.png")
+
+
+@pytest.fixture(scope="module")
+def candy(assets):
+    return assets / "styles" / "candy.jpg"
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory, candy):
+    """Tiny untrained networks 'trained' on candy (the checkpoint records its hash)."""
+    folder = tmp_path_factory.mktemp("ckpts")
+    torch.manual_seed(0)
+    sha = file_sha256(candy)
+    paths = {}
+    for name, recurrent in (("stable", True), ("perframe", False)):
+        paths[name] = folder / f"{name}.pt"
+        save_checkpoint(paths[name], TransformerNet(width=0.25, recurrent=recurrent), step=1, style_sha256=sha,
+                        config={"mode": name})
+    return paths
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, frames_dir, candy, checkpoints):
+    """One evaluation of every method on 3 frames of Sintel at 48x20."""
+    out = tmp_path_factory.mktemp("eval") / "report"
+    rc = main(["evaluate", str(frames_dir), "--style", str(candy), "-o", str(out), "--quiet",
+               "--model", f"stable={checkpoints['stable']}", "--model", f"perframe={checkpoints['perframe']}",
+               "--method", "input,gatys", "--method", "ruder", "--iterations", "2",
+               "--max-size", "48", "--max-frames", "3", "--style-size", "64", "--device", "cpu"])
+    return rc, out
+
+
+def test_evaluate_writes_the_report_for_every_method(full_run):
+    rc, out = full_run
+    assert rc == 0
+    for name in REPORT:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no staging leftovers
+    results = json.loads((out / "results.json").read_text())
+    assert results["format"] == "stablestyle-evaluation"
+    assert results["methods"] == ["input", "gatys", "ruder", "stable", "perframe"]
+    assert {r["method"] for r in results["runs"]} == set(results["methods"])
+    for key in ("command", "stablestyle_version", "torch_version", "python_version", "device", "date"):
+        assert results["provenance"][key]
+    clip = results["clips"]["sintel"]
+    assert clip["frames"] == 3 and clip["size"] == [48, 20] and clip["instability_flow"] == "estimated (dis)"
+    for run in results["runs"]:
+        assert run["style"] == "candy" and run["frames"] == 3
+        assert len(run["instability_per_frame"]) == 2 and len(run["style_loss_per_frame"]) == 3
+        for key in ("instability", "warping_error", "style_loss", "content_loss"):
+            assert run[key] is not None and math.isfinite(run[key]) and run[key] >= 0, (run["method"], key)
+        assert run["instability"] == pytest.approx(np.mean(run["instability_per_frame"]))
+        speed = run["speed"]
+        assert speed["frames"] == 3 and 0 < speed["total_seconds"]
+        assert speed["model_seconds"] <= speed["total_seconds"]
+        assert speed["fps_total"] <= speed["fps_model"]
+        assert (out / run["video"]).is_file()
+    by_method = {r["method"]: r for r in results["runs"]}
+    assert by_method["input"]["content_loss"] == 0  # the input is its own content
+    assert by_method["stable"]["checkpoint"].endswith("stable.pt")
+    assert results["models"][0]["style"] == "candy"
+
+
+def test_evaluate_markdown_table(full_run):
+    _, out = full_run
+    md = (out / "results.md").read_text()
+    assert "| method | style | clip | instability | warping error |" in md
+    for method in ("input", "gatys", "ruder", "stable", "perframe"):
+        assert f"| {method} | candy | sintel |" in md
+    assert "- command: `" in md and "instability_over_time.png" in md
+
+
+@pytest.fixture(scope="module")
+def gt_clip(tmp_path_factory, assets):
+    from stablestyle.synthetic import render_clip, save_clip
+    from stablestyle.video import read_image
+
+    bg = read_image(sorted((assets / "content").glob("*.jpg"))[2])
+    clip = render_clip(bg, 4, (48, 32), rng=np.random.default_rng(7))
+    return save_clip(clip, tmp_path_factory.mktemp("gt") / "pan")
+
+
+def test_evaluate_ground_truth_clip_video_clip_and_overwrite(tmp_path, gt_clip, bbb_clip, candy, capsys):
+    out = tmp_path / "gt_report"
+    args = ["evaluate", str(gt_clip), str(bbb_clip), "--style", str(candy), "--method", "input", "-o", str(out),
+            "--quiet", "--no-videos", "--style-size", "64", "--device", "cpu", "--max-size", "48",
+            "--max-frames", "3"]
+    assert main(args) == 0
+    results = json.loads((out / "results.json").read_text())
+    run, video_run = results["runs"]
+    assert results["clips"]["pan"]["instability_flow"] == "ground truth (flow_bw)"
+    assert results["clips"]["bbb"] == {**results["clips"]["bbb"], "frames": 3, "size": [48, 27],
+                                       "instability_flow": "estimated (dis)"}
+    assert run["clip"] == "pan" and video_run["clip"] == "bbb"
+    assert run["instability"] < 5e-4  # exact flow: only interpolation / rounding left
+    assert run["video"] is None and not (out / "videos").exists()
+    # an existing report is kept unless --overwrite
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main([*args, "--overwrite"]) == 0
+    assert json.loads((out / "results.json").read_text())["runs"][0]["instability"] == pytest.approx(
+        run["instability"])  # deterministic
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"--style": "missing.jpg"}, "no such file"),
+    ({"--method": "magic"}, "unknown method 'magic'; valid: input"),
+    ({"clip": "nowhere.mp4"}, "no such file"),
+    ({"--model": "input=x.pt"}, "built-in method"),
+    ({"--model": "stable=absent.pt"}, "does not exist"),
+    ({"--max-frames": "1"}, "--max-frames"),
+    ({"--flow": "magic"}, "unknown flow method"),
+])
+def test_evaluate_user_errors(tmp_path, monkeypatch, frames_dir, candy, capsys, change, message):
+    monkeypatch.chdir(tmp_path)
+    options = {"clip": str(frames_dir), "--style": str(candy), "--method": "input", "--max-frames": "2"}
+    options.update(change)
+    args = ["evaluate", options.pop("clip"), "-o", "report", "--quiet"]
+    for key, value in options.items():
+        args += [key, value]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert list(tmp_path.iterdir()) == []  # no report, no staging folder
+
+
+def test_evaluate_needs_a_method_and_a_matching_style(tmp_path, frames_dir, candy, assets, checkpoints, capsys):
+    out = tmp_path / "r"
+    assert main(["evaluate", str(frames_dir), "--style", str(candy), "-o", str(out)]) == 2
+    assert "nothing to evaluate" in capsys.readouterr().err
+    udnie, scream = assets / "styles" / "udnie.jpg", assets / "styles" / "scream.jpg"
+    assert main(["evaluate", str(frames_dir), "--style", str(udnie), "--style", str(scream), "-o", str(out),
+                 "--model", f"stable={checkpoints['stable']}"]) == 2
+    assert "matches none of --style" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_provenance_records_command_versions_device_and_date():
+    from stablestyle import __version__
+    from stablestyle.report import cpu_name, provenance, provenance_markdown
+
+    info = provenance(["stablestyle", "evaluate", "my clip.mp4"], device="cpu")
+    assert info["command"] == "stablestyle evaluate 'my clip.mp4'"
+    assert info["stablestyle_version"] == __version__ and info["torch_version"] == torch.__version__
+    assert info["device"] == cpu_name() and info["device"]
+    assert info["date"].endswith("+00:00")
+    assert json.loads(json.dumps(info)) == info
+    assert "`stablestyle evaluate 'my clip.mp4'`" in provenance_markdown(info)
