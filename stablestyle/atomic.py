@@ -1,0 +1,90 @@
+"""Atomic output: write under a temporary name beside the target, rename when complete.
+
+Every file or folder the package produces goes through here, so a crash, a
+Ctrl-C or a user error part-way through never leaves a half-written file under
+the final name (the rename is atomic on one file system), and an existing
+output is replaced only at the very end.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import UserError
+
+
+def temp_beside(path: str | os.PathLike, *, folder: bool = False) -> Path:
+    """A fresh ``.NAME.tmp-XXXXXXXX[.suffix]`` path beside ``path``, created empty (file or folder).
+
+    The original suffix is kept so format-sniffing writers (PyAV, Pillow) still
+    recognise the container.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise UserError(f"cannot write {path}: folder {path.parent} does not exist")
+    while True:
+        tmp = path.parent / f".{path.stem}.tmp-{secrets.token_hex(4)}{path.suffix}"
+        try:
+            if folder:
+                tmp.mkdir()
+            else:
+                tmp.touch(exist_ok=False)
+            return tmp
+        except FileExistsError:  # pragma: no cover - 32 random bits collided
+            continue
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary file path; on clean exit it replaces ``path``, on error it is removed."""
+    path = Path(path)
+    tmp = temp_beside(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def publish_folder(tmp: Path, folder: Path) -> None:
+    """Move a finished staging folder to ``folder``, replacing an existing one only at the last moment."""
+    old = None
+    if folder.exists():
+        old = folder.parent / f".{folder.name}.old-{secrets.token_hex(4)}"
+        os.rename(folder, old)
+    os.rename(tmp, folder)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def staged_folder(folder: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a staging folder beside ``folder``; on clean exit it becomes ``folder``.
+
+    An existing ``folder`` without ``overwrite`` is a :class:`UserError` (checked
+    before any work and again at the end); on error the staging folder is removed.
+    """
+    folder = Path(folder)
+    if folder.exists() and not overwrite:
+        raise UserError(f"output {folder} already exists; pass --overwrite to replace it")
+    tmp = temp_beside(folder, folder=True)
+    try:
+        yield tmp
+        if folder.exists() and not overwrite:
+            raise UserError(f"output {folder} appeared while writing; pass --overwrite to replace it")
+        publish_folder(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

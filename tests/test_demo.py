@@ -1,0 +1,70 @@
+"""`stablestyle demo` end to end with tiny checkpoints, and the side-by-side composer."""
+
+from __future__ import annotations
+
+import json
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from stablestyle.checkpoint import save_checkpoint
+from stablestyle.cli import main
+from stablestyle.commands.demo import side_by_side
+from stablestyle.models import TransformerNet
+from stablestyle.video import open_source
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    d = tmp_path_factory.mktemp("demo_ckpt")
+    torch.manual_seed(0)
+    save_checkpoint(d / "stable.pt", TransformerNet(width=0.25, recurrent=True), config={"mode": "stable"})
+    save_checkpoint(d / "perframe.pt", TransformerNet(width=0.25, recurrent=False), config={"mode": "perframe"})
+    return d / "stable.pt", d / "perframe.pt"
+
+
+def test_side_by_side_layout():
+    a = np.zeros((90, 160, 3), np.uint8)
+    b = np.full((90, 160, 3), 200, np.uint8)
+    out = side_by_side([a, b], ["in", "out"])
+    assert out.shape == (90, 320, 3)
+    assert np.array_equal(out[40:, 160:], b[40:]) and np.array_equal(out[40:, :160], a[40:])
+    assert not np.array_equal(out[:40, 160:], b[:40])  # the label is drawn at the top
+    assert a.max() == 0  # inputs untouched
+    with pytest.raises(ValueError):
+        side_by_side([a], ["x", "y"])
+
+
+def test_demo_writes_videos_and_report(tmp_path, bbb_clip, ckpts, capsys):
+    stable, perframe = ckpts
+    out = tmp_path / "demo"
+    rc = main(["demo", "-o", str(out), "--input", str(bbb_clip), "--model", str(stable),
+               "--baseline", str(perframe), "--quiet", "--max-size", "64"])
+    assert rc == 0
+    assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md", "side_by_side.mp4", "stylized.mp4"]
+    with av.open(str(out / "stylized.mp4")) as c:
+        assert sorted(s.type for s in c.streams) == ["audio", "video"]
+    with open_source(out / "side_by_side.mp4") as sbs, open_source(out / "stylized.mp4") as st:
+        assert sbs.size == (3 * st.size[0], st.size[1])
+        assert len(list(st)) == 8
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["instability"]) == {"input", "per-frame", "stable"}
+    assert all(v >= 0 for v in report["instability"].values())
+    assert report["stable_over_perframe"] == pytest.approx(
+        report["instability"]["stable"] / report["instability"]["per-frame"])
+    assert "instability" in capsys.readouterr().out
+
+
+def test_demo_refuses_existing_output_and_bad_model(tmp_path, bbb_clip, ckpts, capsys):
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert main(["demo", "-o", str(out), "--input", str(bbb_clip), "--model", str(ckpts[0])]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "keep.txt").read_text() == "mine"
+    assert main(["demo", "-o", str(tmp_path / "d2"), "--input", str(bbb_clip), "--model",
+                 str(tmp_path / "nope.pt")]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    assert not (tmp_path / "d2").exists()
