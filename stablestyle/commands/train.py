@@ -1,0 +1,158 @@
+"""``stablestyle train``: train a transformation network (stable: Gupta et al. 2017; perframe: Johnson et al. 2016).
+
+Settings come from :class:`stablestyle.train.TrainConfig` defaults, then a
+YAML file (``--config``), then flags.  ``--resume RUN_DIR`` continues a run
+with its saved ``config.yaml``; only run-control flags (steps, workers,
+device, intervals) may change then.  Runs under ``torchrun --nproc_per_node N``
+as data-parallel training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+HELP = "train a style network: --mode stable (recurrent + temporal loss) or perframe (Johnson et al.)"
+
+log = logging.getLogger(__name__)
+
+# flag dest -> TrainConfig key ("weights.<name>" for loss weights)
+FLAG_KEYS: dict[str, str] = {
+    "style": "style", "content": "content", "video": "video", "mode": "mode", "out": "out",
+    "steps": "steps", "device": "device", "width": "width", "crop": "crop", "batch": "batch",
+    "seq_len": "seq_len", "amp": "amp", "workers": "num_workers", "lr": "lr", "seed": "seed",
+    "style_size": "style_size", "content_layer": "content_layer", "style_layers": "style_layers",
+    "flow_method": "flow_method", "video_ratio": "video_ratio", "val_image": "val_image",
+    "val_frames": "val_frames", "vgg_weights": "vgg_weights", "detach_previous": "detach_previous",
+    "channels_last": "channels_last", "log_every": "log_every", "sample_every": "sample_every",
+    "validate_every": "validate_every", "checkpoint_every": "checkpoint_every",
+    "content_weight": "weights.content", "style_weight": "weights.style", "tv_weight": "weights.tv",
+    "temporal_weight": "weights.temporal",
+}
+#: Settings that ``--resume`` may change: they steer the run, not what it learns.
+RESUME_CHANGEABLE = ("steps", "num_workers", "device", "log_every", "sample_every", "validate_every",
+                     "checkpoint_every")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--style", help="style image")
+    g.add_argument("--content", action="append", metavar="DIR_OR_IMAGE",
+                   help="still images: a folder or an image file (repeat for more)")
+    g.add_argument("--video", action="append", metavar="FILE", help="training video (repeat for more)")
+    g.add_argument("--video-ratio", type=float, help="fraction of sequences from --video (default 0.5)")
+    g.add_argument("--flow-method", help="flow estimator for videos (default dis)")
+    g.add_argument("--val-image", help="image for the held-out validation clip (default: last content image)")
+    g.add_argument("--val-frames", type=int, help="frames of the validation clip (default 8)")
+    g = p.add_argument_group("model and losses")
+    g.add_argument("--mode", help="stable (recurrent + temporal loss, default) or perframe")
+    g.add_argument("--seq-len", type=int, help="frames per training sequence (default 4 stable, 1 perframe)")
+    g.add_argument("--width", type=float, help="channel multiplier of the net (default 1.0)")
+    g.add_argument("--crop", type=int, help="training crop side in px (default 256)")
+    g.add_argument("--style-size", type=int, help="style image long side in px (default 256)")
+    g.add_argument("--content-layer", help="VGG-16 content tap (default relu3_3)")
+    g.add_argument("--style-layers", nargs="+", metavar="LAYER", help="VGG-16 style taps (default relu1_2 .. relu4_3)")
+    g.add_argument("--content-weight", type=float)
+    g.add_argument("--style-weight", type=float)
+    g.add_argument("--tv-weight", type=float)
+    g.add_argument("--temporal-weight", type=float)
+    g.add_argument("--detach-previous", action="store_const", const=True,
+                   help="no gradient through the previous output (default: backpropagate through it)")
+    g.add_argument("--vgg-weights", help="VGG-16 state dict (default: STABLESTYLE_VGG16 / STABLESTYLE_ASSETS)")
+    g = p.add_argument_group("optimisation and speed")
+    g.add_argument("--steps", type=int, help="optimiser steps (default 40000)")
+    g.add_argument("--batch", type=int, help="sequences per step per process (default 4)")
+    g.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--device", help="auto, cpu or cuda (default auto)")
+    g.add_argument("--amp", help="off, bf16, fp16 or auto (default: bf16/fp16 on GPU, off on CPU)")
+    g.add_argument("--channels-last", dest="channels_last", action="store_const", const=True)
+    g.add_argument("--no-channels-last", dest="channels_last", action="store_const", const=False)
+    g.add_argument("--workers", type=int, help="DataLoader worker processes (default 2)")
+    g = p.add_argument_group("run folder")
+    g.add_argument("--out", help="run folder (config.yaml, log.csv, val.csv, samples/, last.pt, final.pt)")
+    g.add_argument("--config", help="YAML config (see configs/); flags override it")
+    g.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from RUN_DIR/last.pt")
+    g.add_argument("--overwrite", action="store_true", help="start an existing run folder afresh")
+    g.add_argument("--log-every", type=int)
+    g.add_argument("--sample-every", type=int)
+    g.add_argument("--validate-every", type=int)
+    g.add_argument("--checkpoint-every", type=int)
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    """Config keys set on the command line (``weights`` nested)."""
+    data: dict = {}
+    for dest, key in FLAG_KEYS.items():
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        if key.startswith("weights."):
+            data.setdefault("weights", {})[key.split(".", 1)[1]] = value
+        else:
+            data[key] = value
+    return data
+
+
+def _resume_config(args: argparse.Namespace, overrides: dict):
+    from ..errors import UserError
+    from ..train import CONFIG_NAME, LAST_NAME, config_from_dict, config_to_dict, load_config
+
+    run_dir = Path(args.resume).expanduser()
+    if args.config:
+        raise UserError("--config cannot be combined with --resume: a resumed run keeps its config.yaml")
+    if args.overwrite:
+        raise UserError("--overwrite and --resume contradict each other; pass one of them")
+    if args.out and Path(args.out).expanduser().resolve() != run_dir.resolve():
+        raise UserError(f"--out {args.out} differs from --resume {run_dir}; a resumed run stays in its folder")
+    if not (run_dir / CONFIG_NAME).is_file():
+        raise UserError(f"{run_dir} is not a run folder (no {CONFIG_NAME}); start a run with --out")
+    if not (run_dir / LAST_NAME).is_file():
+        raise UserError(f"{run_dir} has no {LAST_NAME} to resume from (it stopped before its first "
+                        "checkpoint); start it afresh with --overwrite")
+    overrides.pop("out", None)  # checked above; a moved run folder resumes where it now is
+    saved = load_config(run_dir / CONFIG_NAME)
+    merged = config_from_dict(overrides, saved, source="command line")
+    before, after = config_to_dict(saved), config_to_dict(merged)
+    changed = [k for k in after if after[k] != before[k] and k not in RESUME_CHANGEABLE]
+    if changed:
+        flags = ", ".join(f"{k} (saved {before[k]!r}, given {after[k]!r})" for k in changed)
+        raise UserError(f"--resume continues a run with its saved settings; cannot change {flags}. "
+                        f"Changeable: {', '.join(RESUME_CHANGEABLE)}")
+    merged.out = str(run_dir)
+    return merged, run_dir / LAST_NAME
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import distributed
+    from ..runtime import resolve_device
+    from ..train import Trainer, TrainConfig, check_inputs, clear_run_dir, config_from_dict, load_config, \
+        prepare_run_dir, resolve_amp
+
+    overrides = _overrides(args)
+    resume_from = None
+    if args.resume:
+        config, resume_from = _resume_config(args, overrides)
+    else:
+        base = load_config(args.config) if args.config else TrainConfig()
+        config = config_from_dict(overrides, base, source="command line")
+        config.validate()
+        prepare_run_dir(config.out, overwrite=args.overwrite)
+    check_inputs(config)
+    device = resolve_device(config.device)
+    resolve_amp(config.amp, device)
+
+    ctx = distributed.setup(device)
+    try:
+        trainer = Trainer(config, ctx=ctx, quiet=args.quiet)
+        if resume_from is not None:
+            trainer.restore(resume_from)
+        elif args.overwrite and ctx.is_main:
+            clear_run_dir(Path(config.out).expanduser())
+        distributed.barrier(ctx)
+        trainer.fit()
+    finally:
+        distributed.cleanup(ctx)
+    return 0

@@ -1,0 +1,191 @@
+"""``stablestyle train`` end to end: real VGG-16 at 32 px, Ctrl-C and --resume, torchrun, and user errors."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from stablestyle.checkpoint import load_checkpoint, read_checkpoint
+from stablestyle.cli import main
+from stablestyle.train import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def content_dir(tmp_path_factory, assets) -> Path:
+    folder = tmp_path_factory.mktemp("photos")
+    for name in ("ccpl_lenna", "lst_in16", "rerevst_img_11", "lst_chicago"):
+        shutil.copy(assets / "content" / f"{name}.jpg", folder / f"{name}.jpg")
+    return folder
+
+
+def train_args(assets, content_dir, out, steps=6, *extra) -> list[str]:
+    return ["train", "--style", str(assets / "styles" / "candy.jpg"), "--content", str(content_dir), "--out", str(out),
+            "--steps", str(steps), "--crop", "32", "--width", "0.25", "--batch", "1", "--seq-len", "2",
+            "--style-size", "32", "--workers", "0", "--log-every", "1", "--validate-every", "3",
+            "--sample-every", "6", "--checkpoint-every", "3", "--val-frames", "3", "--quiet", *extra]
+
+
+def read_log(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def cli_run(assets, content_dir, tmp_path_factory) -> Path:
+    """An uninterrupted 6-step stable run with the real VGG-16."""
+    run = tmp_path_factory.mktemp("cli") / "run"
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(train_args(assets, content_dir, run)) == 0
+    finally:
+        torch.set_num_threads(before)
+    return run
+
+
+def test_cli_run_lowers_the_loss_and_its_model_stylizes(cli_run, tmp_path):
+    rows = read_log(cli_run / "log.csv")
+    totals = [float(r["total"]) for r in rows]
+    assert [r["step"] for r in rows] == ["1", "2", "3", "4", "5", "6"]
+    assert np.mean(totals[3:]) < 0.95 * np.mean(totals[:3]), totals
+    assert (cli_run / "samples" / "step_00000006.png").is_file()
+    model, meta = load_checkpoint(cli_run / "final.pt")
+    assert meta["step"] == 6 and meta["config"]["mode"] == "stable" and meta["model"]["recurrent"]
+    assert len(meta["style_sha256"]) == 64
+    with torch.no_grad():
+        out, _ = model(torch.rand(1, 3, 24, 40))
+    assert out.shape == (1, 3, 24, 40)
+
+    from stablestyle.video import read_image, write_image
+
+    frame = tmp_path / "frame.png"
+    write_image(frame, (np.random.default_rng(0).random((30, 44, 3)) * 255).astype(np.uint8))
+    styled = tmp_path / "styled.png"
+    assert main(["stylize", str(frame), "-o", str(styled), "--model", str(cli_run / "final.pt"),
+                 "--device", "cpu", "--quiet"]) == 0
+    assert read_image(styled).shape == (30, 44, 3)
+
+
+def test_ctrl_c_saves_last_and_resume_matches_the_uninterrupted_run(assets, content_dir, cli_run, tmp_path,
+                                                                    monkeypatch):
+    run = tmp_path / "run"
+    original = Trainer.train_step
+
+    def train_step(self, batch):
+        metrics = original(self, batch)
+        if self.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C during step 2: it completes, then the run stops
+        return metrics
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "train_step", train_step)
+        assert main(train_args(assets, content_dir, run)) == 130
+    assert read_checkpoint(run / "last.pt")["step"] == 2 and not (run / "final.pt").exists()
+
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    got, want = read_checkpoint(run / "final.pt"), read_checkpoint(cli_run / "final.pt")
+    assert got["step"] == 6
+    for name, value in want["state_dict"].items():
+        assert torch.equal(got["state_dict"][name], value), name
+    assert [r["total"] for r in read_log(run / "log.csv")] == [r["total"] for r in read_log(cli_run / "log.csv")]
+
+
+def test_torchrun_two_processes_train_and_resume(assets, content_dir, tmp_path):
+    run = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                "-m", "stablestyle"]
+
+    def launch(args: list[str]) -> None:
+        proc = subprocess.run(launcher + args, env=env, capture_output=True, text=True, timeout=240)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    launch(train_args(assets, content_dir, run, 2))
+    launch(["train", "--resume", str(run), "--steps", "3", "--quiet"])
+    final = read_checkpoint(run / "final.pt")
+    assert final["step"] == 3
+    digests = final["metrics"]["replica_sha256"]  # each rank hashed its own weights at the end
+    assert len(digests) == 2 and digests[0] == digests[1]
+    assert [r["step"] for r in read_log(run / "log.csv")] == ["1", "2", "3"]
+    assert read_checkpoint(run / "last.pt")["training_state"]["data"]["world_size"] == 2
+
+
+def _existing(tmp_path: Path, run_folder: bool) -> Path:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / ("config.yaml" if run_folder else "notes.txt")).write_text("mode: stable\n")
+    return folder
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing style", "style image"),
+    ("empty content", "has no images"),
+    ("unknown mode", "unknown mode 'fast'; valid: stable, perframe"),
+    ("perframe sequences", "seq_len must be 1"),
+    ("existing run", "already exists; pass --resume"),
+    ("overwrite other folder", "refuses to delete"),
+    ("unknown config key", "unknown setting(s) learning_rate"),
+    ("fp16 on cpu", "needs a CUDA GPU"),
+    ("resume non-run", "is not a run folder"),
+    ("resume changes width", "cannot change width"),
+])
+def test_bad_input_is_a_one_line_error(assets, content_dir, cli_run, tmp_path, capsys, case, message):
+    out = tmp_path / "new_run"
+    args = train_args(assets, content_dir, out)
+
+    def setflag(flag: str, value: str) -> None:
+        args[args.index(flag) + 1] = value
+
+    before = None
+    if case == "missing style":
+        setflag("--style", str(tmp_path / "nope.jpg"))
+    elif case == "empty content":
+        (tmp_path / "empty").mkdir()
+        setflag("--content", str(tmp_path / "empty"))
+    elif case == "unknown mode":
+        args += ["--mode", "fast"]
+    elif case == "perframe sequences":
+        args += ["--mode", "perframe"]
+    elif case in ("existing run", "overwrite other folder"):
+        out = _existing(tmp_path, run_folder=case == "existing run")
+        setflag("--out", str(out))
+        args += ["--overwrite"] if case == "overwrite other folder" else []
+        before = sorted(p.name for p in out.iterdir())
+    elif case == "unknown config key":
+        (tmp_path / "c.yaml").write_text("learning_rate: 0.1\n")
+        args += ["--config", str(tmp_path / "c.yaml")]
+    elif case == "fp16 on cpu":
+        args += ["--amp", "fp16", "--device", "cpu"]
+    elif case == "resume non-run":
+        args = ["train", "--resume", str(tmp_path)]
+    elif case == "resume changes width":
+        args = ["train", "--resume", str(cli_run), "--width", "0.5"]
+        out = cli_run
+        before = sorted(p.name for p in out.iterdir())
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    if before is None:
+        assert not out.exists()  # nothing written
+    else:
+        assert sorted(p.name for p in out.iterdir()) == before
