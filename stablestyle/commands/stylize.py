@@ -114,7 +114,9 @@ def _network_method(args, device):
         from ..backends import make_backend
     except ImportError:
         raise UserError(f"unknown backend {args.backend!r}; valid: torch") from None
-    precision = "auto" if args.half is None else ("fp16" if args.half else "fp32")
+    # --half means fp16 on a GPU and bf16 on the CPU (as in stylize_frames)
+    precision = "auto" if args.half is None else (("fp16" if device.type == "cuda" else "bf16") if args.half
+                                                  else "fp32")
     backend = make_backend(args.backend, model, device=device, precision=precision)
     return backend.run
 

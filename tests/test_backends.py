@@ -1,0 +1,355 @@
+"""Inference backends, the pipelined and batched runners, and the FLOP counter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from stablestyle.backends import (
+    BACKENDS,
+    PhaseSplitConv2d,
+    conv_flops,
+    frames_to_tensor,
+    make_backend,
+    quantize,
+    resolve_precision,
+    run_pipelined,
+    split_thin_convs,
+    stylize_many,
+    stylize_streams,
+)
+from stablestyle.errors import UserError
+from stablestyle.models import TransformerNet
+from stablestyle.video import open_sink, open_source, to_tensor, to_uint8
+
+#: bf16 autocast vs fp32 on a random-init net: measured max abs 0.016-0.022 and mean abs ~0.0035
+#: over 4 seeds x widths 0.25 / 1.0 (3-frame recurrent sequences at 61x37); bf16 keeps 8 bits of mantissa.
+BF16_MAX_ABS, BF16_MEAN_ABS = 0.05, 0.01
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    """Tiny frames gain nothing from a second thread, while two OpenMP threads on a shared 2-core
+    machine can wait milliseconds per op for each other (measured: 2 steps 0.43-2.4 s vs 0.01 s)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _net(seed: int = 0, width: float = 0.25, recurrent: bool = True) -> TransformerNet:
+    torch.manual_seed(seed)
+    return TransformerNet(width=width, recurrent=recurrent).eval()
+
+
+def _frames(n: int, h: int = 21, w: int = 26, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def _reference(net: TransformerNet, frames: list[np.ndarray]) -> list[torch.Tensor]:
+    """The network run directly, frame by frame, with its own state handling."""
+    outs, state = [], None
+    with torch.no_grad():
+        for f in frames:
+            out, state = net(to_tensor(f), state)
+            outs.append(out)
+    return outs
+
+
+class _ListSink:
+    def __init__(self, fail_at: int | None = None):
+        self.frames: list[np.ndarray] = []
+        self.fail_at = fail_at
+
+    def write(self, frame: np.ndarray) -> None:
+        if self.fail_at is not None and len(self.frames) == self.fail_at:
+            raise OSError("disk full (test)")
+        self.frames.append(frame)
+
+
+# ----------------------------------------------------------------------------- small helpers
+
+@pytest.mark.parametrize("precision, device, expected", [
+    ("auto", "cpu", "fp32"), ("auto", "cuda", "fp16"), ("fp32", "cpu", "fp32"), ("bf16", "cpu", "bf16"),
+    ("fp16", "cuda", "fp16"),
+])
+def test_resolve_precision(precision, device, expected):
+    assert resolve_precision(precision, device) == expected
+
+
+@pytest.mark.parametrize("precision, match", [("fp16", "needs a CUDA device"), ("fp8", "valid: auto, fp32")])
+def test_resolve_precision_errors(precision, match):
+    with pytest.raises(UserError, match=match):
+        resolve_precision(precision, "cpu")
+
+
+def test_quantize_matches_video_to_uint8():
+    x = torch.rand(2, 3, 5, 7) * 1.4 - 0.2  # includes values outside [0, 1]
+    x[0, 0, 0, 0] = float("nan")
+    x[1, 2, 4, 6] = 0.5 / 255  # a rounding tie: round half to even, like to_uint8
+    q = quantize(x)
+    assert q.dtype == torch.uint8 and q.shape == (2, 5, 7, 3)
+    for b in range(2):
+        np.testing.assert_array_equal(q[b].numpy(), to_uint8(x[b]))
+
+
+def test_frames_to_tensor_matches_video_to_tensor():
+    frames = np.stack(_frames(2))
+    torch.testing.assert_close(frames_to_tensor(frames, "cpu"), to_tensor(frames), rtol=0, atol=0)
+    assert frames_to_tensor(frames[0], "cpu").shape == (1, 3, 21, 26)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"name": "tensorrt"}, "valid: onnx, torch"),
+    ({"threads": 0}, "threads must be a positive"),
+    ({"cuda_graphs": True}, "CUDA graphs need a CUDA device"),
+    ({"name": "onnx", "precision": "bf16"}, "runs fp32 only"),
+    ({"name": "onnx", "compile": True}, "torch-backend options"),
+])
+def test_make_backend_errors(kwargs, match):
+    kwargs = {"name": "torch", **kwargs}
+    with pytest.raises(UserError, match=match):
+        make_backend(kwargs.pop("name"), _net(), device="cpu", **kwargs)
+
+
+def test_registry_lists_both_backends():
+    assert {"torch", "onnx"} <= set(BACKENDS)
+
+
+def test_backend_does_not_modify_the_callers_model():
+    net = _net()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    make_backend("torch", net, device="cpu", channels_last=True).step(_frames(1)[0])
+    for k, v in net.state_dict().items():
+        assert v.is_contiguous() and torch.equal(v, before[k]), k
+
+
+# ----------------------------------------------------------------------------- phase-split convolutions
+
+@pytest.mark.parametrize("c_in, c_out, k, phases, size", [
+    (8, 3, 9, 2, (20, 28)), (6, 8, 9, 2, (16, 16)), (4, 3, 5, 3, (9, 12)), (2, 5, 7, 4, (8, 12)),
+])
+def test_phase_split_conv_equals_the_conv(c_in, c_out, k, phases, size):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(c_in, c_out, k).double()
+    x = torch.randn(2, c_in, size[0] + k - 1, size[1] + k - 1, dtype=torch.float64)
+    split = PhaseSplitConv2d(conv, phases)
+    assert split.split_weight.shape == (c_out * phases ** 2, c_in, k + phases - 1, k + phases - 1)
+    torch.testing.assert_close(split(x), conv(x), rtol=0, atol=1e-12)
+
+
+def test_phase_split_conv_falls_back_for_odd_sizes():
+    conv = torch.nn.Conv2d(3, 3, 5)
+    x = torch.randn(1, 3, 11 + 4, 10 + 4)  # 11 output rows: not a multiple of 2
+    torch.testing.assert_close(PhaseSplitConv2d(conv)(x), conv(x))
+
+
+@pytest.mark.parametrize("width, expected", [
+    (0.25, ["conv1.conv2d", "deconv3.conv2d"]), (0.5, ["deconv3.conv2d"]), (1.0, ["deconv3.conv2d"]),
+])
+def test_split_thin_convs_picks_the_thin_9x9_layers(width, expected):
+    net = TransformerNet(width=width)
+    assert split_thin_convs(net) == expected
+    with pytest.raises(ValueError, match="stride-1"):
+        PhaseSplitConv2d(net.conv2.conv2d)  # stride 2
+
+
+@pytest.mark.parametrize("split", [True, False])
+def test_torch_backend_split_option(split):
+    net = _net()
+    backend = make_backend("torch", net, device="cpu", split_convs=split)
+    assert bool(backend.describe()["split_convs"]) is split
+    frames = _frames(2, 24, 28)
+    state = None
+    for f, r in zip(frames, _reference(net, frames)):
+        out, state = backend.step(f, state)
+        torch.testing.assert_close(out, r, rtol=0, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- torch backend
+
+@pytest.mark.parametrize("recurrent", [True, False])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_torch_fp32_matches_the_network(recurrent, channels_last):
+    net = _net(recurrent=recurrent)
+    frames = _frames(3)
+    ref = _reference(net, frames)
+    backend = make_backend("torch", net, device="cpu", precision="fp32", channels_last=channels_last)
+    assert backend.recurrent is recurrent
+    state = None
+    for f, r in zip(frames, ref):
+        out, state = backend.step(f, state)
+        torch.testing.assert_close(out, r, rtol=0, atol=1e-5)
+        assert (state is None) is (not recurrent)
+    got = list(backend.run(frames))
+    assert [g.shape for g in got] == [(21, 26, 3)] * 3 and all(g.dtype == np.uint8 for g in got)
+    for g, r in zip(got, ref):
+        assert np.abs(g.astype(int) - to_uint8(r).astype(int)).max() <= 1
+
+
+def test_recurrent_state_changes_the_output():
+    """The recurrent net really uses its state: the same frame after a different history differs."""
+    net = _net()
+    backend = make_backend("torch", net, device="cpu")
+    a, b = _frames(2)
+    fresh, _ = backend.step(b, None)
+    after_a, _ = backend.step(b, backend.step(a, None)[1])
+    assert (fresh - after_a).abs().max() > 1e-3
+
+
+def test_bf16_close_to_fp32():
+    net = _net(width=0.5)
+    f32 = make_backend("torch", net, device="cpu", precision="fp32")
+    b16 = make_backend("torch", net, device="cpu", precision="bf16")
+    s32 = s16 = None
+    for f in _frames(3, 37, 61):
+        a, s32 = f32.step(f, s32)
+        b, s16 = b16.step(f, s16)
+        assert b.dtype == torch.bfloat16
+        diff = (a - b.float()).abs()
+        assert diff.max() <= BF16_MAX_ABS and diff.mean() <= BF16_MEAN_ABS
+
+
+def test_run_restarts_state_when_the_size_changes():
+    net = _net()
+    small, large = _frames(2, 21, 26), _frames(2, 24, 30, seed=1)
+    backend = make_backend("torch", net, device="cpu")
+    joined = list(backend.run(small + large))
+    apart = list(backend.run(small)) + list(backend.run(large))
+    for a, b in zip(joined, apart):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_threads_setting_is_applied():
+    before = torch.get_num_threads()
+    try:
+        backend = make_backend("torch", _net(), device="cpu", threads=1)
+        assert torch.get_num_threads() == 1 and backend.describe()["threads"] == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_torch_compile_path_runs():
+    """``compile=`` wraps the net in torch.compile; the 'eager' compiler checks graph capture without a C compiler."""
+    net = _net()
+    frames = _frames(2)
+    backend = make_backend("torch", net, device="cpu", compile="eager")
+    for g, r in zip(backend.run(frames), _reference(net, frames)):
+        assert np.abs(g.astype(int) - to_uint8(r).astype(int)).max() <= 1
+
+
+# ----------------------------------------------------------------------------- batching independent streams
+
+@pytest.mark.parametrize("name", ["torch", "onnx"])
+def test_stylize_streams_equals_running_each_clip_alone(name):
+    net = _net()
+    backend = make_backend(name, net, device="cpu")
+    clips = [_frames(3, seed=1), _frames(1, seed=2), _frames(4, seed=3), _frames(2, 16, 20, seed=4)]
+    got: dict[int, list[np.ndarray]] = {}
+    for i, frame in stylize_streams(clips, backend, max_batch=2):
+        got.setdefault(i, []).append(frame)
+    assert [len(got[i]) for i in range(4)] == [3, 1, 4, 2]
+    for i, clip in enumerate(clips):
+        alone = list(backend.run(clip))
+        for a, b in zip(alone, got[i]):
+            assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # batched kernels may round differently
+
+
+def test_stylize_streams_batches_same_size_frames():
+    calls = []
+
+    class Spy:
+        recurrent, device = True, torch.device("cpu")
+
+        def step(self, frame, state=None):
+            calls.append(tuple(frame.shape))
+            assert state is not None and state.shape == frame.shape  # explicit prev for every row
+            return frame, frame
+
+    clips = [_frames(2, seed=s) for s in range(3)] + [_frames(2, 16, 20)]
+    list(stylize_streams(clips, Spy(), max_batch=8))
+    assert sorted(calls) == sorted([(3, 3, 21, 26), (1, 3, 16, 20)] * 2)
+
+
+def test_stylize_many_writes_every_file(tmp_path, bbb_clip, bikes_clip):
+    backend = make_backend("torch", _net(), device="cpu")
+    outs = [tmp_path / "a.mp4", tmp_path / "b.mp4"]
+    counts = stylize_many([bbb_clip, bikes_clip], outs, backend, max_size=64)
+    assert counts == [8, 8]
+    for out, size in zip(outs, [(64, 36), (64, 27)]):
+        with open_source(out) as src:
+            assert src.size[0] == size[0] and abs(src.size[1] - size[1]) <= 1 and len(list(src)) == 8
+
+
+def test_stylize_many_checks_outputs_first(tmp_path, bbb_clip):
+    (tmp_path / "a.mp4").write_bytes(b"keep")
+    backend = make_backend("torch", _net(), device="cpu")
+    with pytest.raises(UserError, match="already exists"):
+        stylize_many([bbb_clip, bbb_clip], [tmp_path / "b.mp4", tmp_path / "a.mp4"], backend)
+    assert not (tmp_path / "b.mp4").exists() and (tmp_path / "a.mp4").read_bytes() == b"keep"
+    with pytest.raises(UserError, match="one output per input"):
+        stylize_many([bbb_clip], [], backend)
+
+
+# ----------------------------------------------------------------------------- pipelined runner
+
+def test_run_pipelined_matches_sequential():
+    backend = make_backend("torch", _net(), device="cpu")
+    frames = _frames(7)
+    sink = _ListSink()
+    stats = run_pipelined(iter(frames), sink, backend, queue_size=2)
+    assert stats.frames == 7 and stats.fps > 0
+    for a, b in zip(sink.frames, backend.run(frames)):
+        np.testing.assert_array_equal(a, b)
+
+
+def _failing_source(frames, at):
+    for i, f in enumerate(frames):
+        if i == at:
+            raise ValueError("decoder broke (test)")
+        yield f
+
+
+@pytest.mark.parametrize("where", ["decode", "encode"])
+def test_run_pipelined_reraises_stage_errors(where):
+    backend = make_backend("torch", _net(), device="cpu")
+    frames = _frames(6)
+    if where == "decode":
+        source, sink, error = _failing_source(frames, 3), _ListSink(), ValueError
+    else:
+        source, sink, error = iter(frames), _ListSink(fail_at=2), OSError
+    with pytest.raises(error, match="test"):
+        run_pipelined(source, sink, backend, queue_size=1)
+
+
+def test_run_pipelined_file_to_file(tmp_path, bikes_clip):
+    backend = make_backend("torch", _net(), device="cpu")
+    out = tmp_path / "out.mp4"
+    with open_source(bikes_clip, max_size=64) as src, open_sink(out, src.fps) as sink:
+        stats = run_pipelined(src, sink, backend)
+    assert stats.frames == 8
+    with open_source(out) as res:
+        assert len(list(res)) == 8
+
+
+# ----------------------------------------------------------------------------- FLOP counter
+
+def test_conv_flops_by_hand():
+    """Johnson's net at 640x360: conv1 is 6->32 channels, 9x9, stride 1, on a 640x360 output."""
+    flops = conv_flops(TransformerNet(width=1.0), 360, 640)
+    assert flops["conv1.conv2d"] == 2 * 32 * 360 * 640 * 6 * 9 * 9 == 7_166_361_600
+    # conv2: 32->64, 3x3, stride 2 -> 320x180 output
+    assert flops["conv2.conv2d"] == 2 * 64 * 180 * 320 * 32 * 3 * 3
+    convs = [k for k in flops if k != "total"]
+    assert len(convs) == 16 and flops["total"] == sum(flops[k] for k in convs)
+
+
+@pytest.mark.parametrize("recurrent, in_channels", [(True, 6), (False, 3)])
+def test_conv_flops_counts_the_padded_frame_and_batch(recurrent, in_channels):
+    # 37x61 is padded to 40x64 inside the net (multiple of 4), and that is what the convs compute on
+    net = TransformerNet(width=0.25, recurrent=recurrent)
+    one = conv_flops(net, 37, 61)
+    assert one["conv1.conv2d"] == 2 * 8 * 40 * 64 * in_channels * 81
+    assert conv_flops(net, 37, 61, batch=3)["total"] == 3 * one["total"]

@@ -1,0 +1,141 @@
+"""``stablestyle webcam``: a video file stands in for the camera; the preview window is faked."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from stablestyle.checkpoint import save_checkpoint
+from stablestyle.cli import main
+from stablestyle.commands import webcam
+from stablestyle.models import TransformerNet
+from stablestyle.video import open_source
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    """Tiny frames gain nothing from a second thread, while two OpenMP threads on a shared 2-core
+    machine can wait milliseconds per op for each other (measured: 2 steps 0.43-2.4 s vs 0.01 s)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint(path, TransformerNet(width=0.25), step=1)
+    return path
+
+
+def _read(path: Path) -> list[np.ndarray]:
+    with open_source(path) as src:
+        return list(src)
+
+
+def _cmd(ckpt, clip, *extra: str) -> list[str]:
+    return ["webcam", "--source", str(clip), "--model", str(ckpt), "--max-size", "64", *extra]
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_records_from_a_video_source(tmp_path, ckpt, bbb_clip, capsys, backend):
+    out = tmp_path / "rec.mp4"
+    assert main(_cmd(ckpt, bbb_clip, "--no-preview", "--record", str(out), "--max-frames", "4",
+                     "--backend", backend)) == 0
+    assert "4 frames" in capsys.readouterr().out
+    frames = _read(out)
+    assert len(frames) == 4 and frames[0].shape == (36, 64, 3)
+
+
+def test_preview_off_without_a_display(tmp_path, ckpt, bikes_clip, monkeypatch, caplog):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with caplog.at_level(logging.INFO, logger="stablestyle.commands.webcam"):
+        assert main(_cmd(ckpt, bikes_clip, "--max-frames", "2")) == 0
+    assert "preview off: no DISPLAY" in caplog.text
+
+
+def test_preview_off_with_a_headless_opencv(ckpt, bikes_clip, monkeypatch, caplog):
+    def no_gui(*args):
+        raise cv2.error("The function is not implemented. Rebuild the library with GTK+ support")
+
+    monkeypatch.setenv("DISPLAY", ":99")
+    monkeypatch.setattr(cv2, "namedWindow", no_gui)
+    with caplog.at_level(logging.INFO, logger="stablestyle.commands.webcam"):
+        assert main(_cmd(ckpt, bikes_clip, "--max-frames", "2")) == 0
+    assert "cannot open windows" in caplog.text
+
+
+def test_preview_shows_fps_and_q_quits(tmp_path, ckpt, bbb_clip, monkeypatch):
+    shown, keys = [], iter([-1, ord("q")])
+    monkeypatch.setenv("DISPLAY", ":99")
+    monkeypatch.setattr(cv2, "namedWindow", lambda *a: None)
+    monkeypatch.setattr(cv2, "imshow", lambda name, img: shown.append(img.copy()))
+    monkeypatch.setattr(cv2, "waitKey", lambda delay: next(keys))
+    monkeypatch.setattr(cv2, "destroyAllWindows", lambda: None)
+    out = tmp_path / "rec.mp4"
+    assert main(_cmd(ckpt, bbb_clip, "--record", str(out))) == 0
+    assert len(shown) == 2 and shown[0].shape == (36, 64, 3)  # stopped by q on the second frame
+    recorded = _read(out)
+    assert len(recorded) == 2
+    # the preview (BGR) carries the fps text in its top-left corner; the recording does not
+    plain = cv2.cvtColor(webcam_frame := recorded[0], cv2.COLOR_RGB2BGR).astype(int)
+    corner = (slice(0, 14), slice(0, 40))
+    assert np.abs(shown[0][corner].astype(int) - plain[corner]).max() > 100
+    assert webcam_frame.dtype == np.uint8
+
+
+def test_ctrl_c_finalises_the_recording(tmp_path, ckpt, bbb_clip, monkeypatch):
+    real = cv2.VideoCapture
+
+    class InterruptedCapture:
+        def __init__(self, target):
+            self.cap, self.reads = real(target), 0
+
+        def read(self):
+            self.reads += 1
+            if self.reads == 4:
+                raise KeyboardInterrupt
+            return self.cap.read()
+
+        def __getattr__(self, name):
+            return getattr(self.cap, name)
+
+    monkeypatch.setattr(cv2, "VideoCapture", InterruptedCapture)
+    out = tmp_path / "rec.mp4"
+    assert main(_cmd(ckpt, bbb_clip, "--no-preview", "--record", str(out))) == 0
+    assert len(_read(out)) == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["rec.mp4"]  # no temporary file left
+
+
+def test_draw_fps_writes_text():
+    img = np.zeros((90, 160, 3), np.uint8)
+    webcam.draw_fps(cv2, img, 12.3)
+    assert img[:30, :80].max() == 255 and img[40:].max() == 0
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--camera", "97"], "cannot open camera 97"),
+    (["--source", "{tmp}/nope.mp4"], "does not exist"),
+    (["--source", "{clip}", "--record", "{tmp}/r.png"], "ending in .mp4"),
+    (["--source", "{clip}", "--record", "{tmp}/exists.mp4"], "already exists"),
+    (["--source", "{clip}", "--max-size", "0"], "--max-size must be a positive"),
+    (["--source", "{clip}", "--model", "{tmp}/m.onnx"], "run it with --backend onnx"),
+])
+def test_user_errors(tmp_path, ckpt, bbb_clip, capfd, extra, match):
+    (tmp_path / "exists.mp4").write_bytes(b"keep")
+    extra = [e.format(tmp=tmp_path, clip=bbb_clip) for e in extra]
+    args = ["webcam", "--model", str(ckpt), "--no-preview", *extra]
+    assert main(args) == 2
+    err = capfd.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and match in errors[0] and "Traceback" not in err and "WARN" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exists.mp4"]
+    assert (tmp_path / "exists.mp4").read_bytes() == b"keep"
