@@ -1,0 +1,82 @@
+"""Copy finished training runs into the package as bundled half-precision models.
+
+Usage: python scripts/bundle_models.py RUNS_DIR [--results reports/paper/networks/results.json]
+
+For every RUNS_DIR/<style>-stable/final.pt this writes stablestyle/bundled/<style>.pt, and for
+RUNS_DIR/<style>-perframe/final.pt stablestyle/bundled/<style>-perframe.pt: float16 weights, the
+training config (machine paths reduced to file names), the style image's sha256, and measured
+figures: the run's last held-out validation instability and, with --results, the instability,
+style loss and content loss that `stablestyle evaluate` measured for the model on each clip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from stablestyle.bundled import BUNDLED_DIR  # noqa: E402
+from stablestyle.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint  # noqa: E402
+
+
+def _last_row(path: Path) -> dict:
+    rows = list(csv.DictReader(path.open())) if path.is_file() else []
+    return rows[-1] if rows else {}
+
+
+def _strip_paths(config: dict) -> dict:
+    out = dict(config)
+    out["style"] = Path(config.get("style", "")).name
+    out["content"] = [Path(c).name for c in config.get("content", [])]
+    out["video"] = [Path(v).name for v in config.get("video", [])]
+    for key in ("out", "vgg_weights", "val_image"):
+        if out.get(key):
+            out[key] = Path(out[key]).name
+    return out
+
+
+def _measured(results: dict | None, name: str) -> dict:
+    metrics = {}
+    for run in (results or {}).get("runs", []):
+        if run.get("checkpoint") and Path(run["checkpoint"]).stem == name:
+            for key in ("instability", "style_loss", "content_loss"):
+                if run.get(key) is not None:
+                    metrics[f"{run['clip']}_{key}"] = run[key]
+    return metrics
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", type=Path)
+    parser.add_argument("--results", type=Path, default=None)
+    args = parser.parse_args(argv)
+    results = json.loads(args.results.read_text()) if args.results else None
+    done = 0
+    for final in sorted(args.runs.glob("*/final.pt")):
+        style, _, mode = final.parent.name.rpartition("-")
+        if mode not in ("stable", "perframe"):
+            continue
+        name = style if mode == "stable" else f"{style}-perframe"
+        payload = read_checkpoint(final)
+        model = model_from_checkpoint(payload, str(final))
+        val = _last_row(final.parent / "val.csv")
+        metrics = {"val_instability": float(val["instability"])} if val.get("instability") else {}
+        metrics.update(_measured(results, name))
+        save_checkpoint(BUNDLED_DIR / f"{name}.pt", model, config=_strip_paths(payload["config"]),
+                        step=payload["step"], style_sha256=payload.get("style_sha256"), metrics=metrics, half=True)
+        print(f"bundled {final} -> {BUNDLED_DIR / (name + '.pt')} ({metrics})")
+        done += 1
+    if not done:
+        print(f"error: no finished runs (<style>-stable/final.pt, <style>-perframe/final.pt) in {args.runs}",
+              file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,131 @@
+"""Assemble reports/paper/REPORT.md from the JSON that scripts/reproduce_paper.sh wrote.
+
+Usage: python scripts/paper_report.py REPORT_DIR
+
+Reads REPORT_DIR/networks/results.json, REPORT_DIR/baselines/results.json (optional),
+REPORT_DIR/figure3_analysis.json (optional) and writes REPORT_DIR/REPORT.md: the table of
+instability / style / content loss / speed per clip, style and method; the paper's acceptance
+check (stable instability <= 0.5x per-frame with style loss <= 1.2x, per style, on the Sintel
+clip) with the measured ratios; and Figure 3 (Gram trace vs per-frame instability).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+METHOD_ORDER = ["input", "perframe", "stable", "gatys", "ruder"]
+
+
+def _load(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _fmt(value, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def _table(runs: list[dict]) -> list[str]:
+    lines = ["| clip | style | method | instability | warping error | style loss | content loss | fps (model) |",
+             "|---|---|---|---|---|---|---|---|"]
+    key = lambda r: (r["clip"], r["style"], METHOD_ORDER.index(r["method"]) if r["method"] in METHOD_ORDER else 99)
+    for r in sorted(runs, key=key):
+        lines.append(f"| {r['clip']} | {r['style']} | {r['method']} | {_fmt(r['instability'])} | "
+                     f"{_fmt(r['warping_error'])} | {_fmt(r['style_loss'])} | {_fmt(r['content_loss'])} | "
+                     f"{_fmt(r['speed'].get('fps_model'), 3)} |")
+    return lines
+
+
+def _checks(runs: list[dict], clip: str) -> tuple[list[str], bool]:
+    by = {(r["style"], r["method"]): r for r in runs if r["clip"] == clip}
+    lines = ["| style | instability stable / per-frame | style loss stable / per-frame | target met |",
+             "|---|---|---|---|"]
+    all_ok = True
+    for style in sorted({s for s, _ in by}):
+        st, pf = by.get((style, "stable")), by.get((style, "perframe"))
+        if st is None or pf is None:
+            continue
+        ri = st["instability"] / pf["instability"]
+        rs = st["style_loss"] / pf["style_loss"]
+        ok = ri <= 0.5 and rs <= 1.2
+        all_ok &= ok
+        miss = []
+        if ri > 0.5:
+            miss.append(f"instability ratio {ri:.2f} misses 0.5 by {ri - 0.5:.2f}")
+        if rs > 1.2:
+            miss.append(f"style ratio {rs:.2f} misses 1.2 by {rs - 1.2:.2f}")
+        lines.append(f"| {style} | {ri:.3f} | {rs:.3f} | {'yes' if ok else 'no: ' + '; '.join(miss)} |")
+    return lines, all_ok
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print(__doc__, file=sys.stderr)
+        return 2
+    out = Path(argv[0])
+    nets = _load(out / "networks" / "results.json")
+    if nets is None:
+        print(f"error: {out}/networks/results.json not found; run scripts/reproduce_paper.sh", file=sys.stderr)
+        return 2
+    base = _load(out / "baselines" / "results.json")
+    fig = _load(out / "figure3_analysis.json")
+    runs = nets["runs"] + (base["runs"] if base else [])
+    prov = nets["provenance"]
+    lines = [
+        "# Reproducing Gupta et al. 2017 with stablestyle",
+        "",
+        "Produced by `scripts/reproduce_paper.sh` (this file by `scripts/paper_report.py`); "
+        f"stablestyle {prov['stablestyle_version']}, torch {prov['torch_version']}, device {prov['device']}, "
+        f"{prov['date']}.",
+        "",
+        "Definitions (from `stablestyle evaluate`): " + "; ".join(f"**{k}**: {v}" for k, v in
+                                                               nets.get("definitions", {}).items()),
+        "",
+        "## Models",
+        "",
+    ]
+    for m in nets.get("models", []):
+        lines.append(f"- `{m.get('name')}` ({m.get('style')}): `{m.get('checkpoint')}`, network {m.get('network')}, "
+                     f"step {m.get('step')}")
+    lines += ["", "## Stable vs per-frame, and the optimisation baselines", ""]
+    for clip, info in nets["clips"].items():
+        lines.append(f"- clip `{clip}`: {info['frames']} frames at {info['size'][0]}x{info['size'][1]}, "
+                     f"instability flow: {info['instability_flow']}")
+    if base:
+        lines.append(f"- baselines: {base['config'].get('methods')} at --size {base['config'].get('size')}, "
+                     f"{base['config'].get('iterations')} iterations per frame, first "
+                     f"{base['config'].get('max_frames')} frames")
+    lines += ["", *_table(runs), ""]
+    sintel = next((c for c in nets["clips"] if "sintel" in c), None)
+    if sintel:
+        check, ok = _checks(nets["runs"], sintel)
+        lines += [f"### Target on `{sintel}`: stable instability <= 0.5x per-frame, style loss <= 1.2x", "",
+                  *check, "", f"All bundled styles meet the target: **{'yes' if ok else 'no'}**.", ""]
+    for clip in nets["clips"]:
+        if clip != sintel:
+            check, ok = _checks(nets["runs"], clip)
+            lines += [f"### The same ratios on `{clip}` (exact flow)", "", *check, ""]
+    lines += ["Plots: `networks/instability_over_time.png`, `networks/instability_vs_style.png`"
+              + (", `baselines/instability_over_time.png`" if base else "") + ".", ""]
+    if fig:
+        corr = fig.get("correlation", {})
+        lines += ["## Figure 3: per-frame instability vs Gram trace of the style image", "",
+                  "![Figure 3](figure3_trace_vs_instability.png)", "",
+                  f"Pearson r = {corr.get('pearson', float('nan')):.3f}, Spearman rho = "
+                  f"{corr.get('spearman', float('nan')):.3f} over {corr.get('n')} styles "
+                  f"(traces at {fig.get('size')} px; instability of short per-frame trainings on the Sintel clip).",
+                  "", "| style | total Gram trace | risk | instability |", "|---|---|---|---|"]
+        for s in sorted(fig["styles"], key=lambda s: s["total_trace"]):
+            lines.append(f"| {s['name']} | {s['total_trace']:.4g} | {s['risk']:+.2f} | {_fmt(s.get('instability'))} |")
+        lines.append("")
+    (out / "REPORT.md").write_text("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

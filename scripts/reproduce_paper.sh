@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Reproduce the paper's results with this package: writes reports/paper/ (REPORT.md + plots + JSON).
+#
+#   1. Table: bundled stable vs per-frame models (every bundled style) on the Sintel clip
+#      (../shared/assets/clips/sintel_ambush_4, estimated DIS flow: the clip ships without ground truth)
+#      and on a generated clip with exact flow (make-clip from scikit-image photos, not used in training);
+#      plus the gatys / ruder optimisation baselines for the default style at a small size.
+#   2. Figure 3: short per-frame trainings for FIG3_STYLES styles, their instability on the Sintel
+#      clip against the Gram-matrix trace of each style image (analyze-style --plot).
+#
+# Needs the bundled models (scripts/train_bundled.sh + scripts/bundle_models.py) and the shared assets.
+# Usage: scripts/reproduce_paper.sh            (CPU: about an hour on 2 cores; FIG3_STEPS etc. to change)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export STABLESTYLE_ASSETS=${STABLESTYLE_ASSETS:-../shared/assets}
+A=$STABLESTYLE_ASSETS
+PY=${PYTHON:-.venv/bin/python}
+SS=("$PY" -m stablestyle)
+OUT=${OUT:-reports/paper}
+WORK=${WORK:-runs/paper}
+DEVICE=${DEVICE:-auto}
+FIG3_STEPS=${FIG3_STEPS:-40}
+FIG3_STYLES=${FIG3_STYLES:-"15 WomenHat brushstrokes candy color flower_of_life glass la_muse mondrian mosaic picasso rain-princess scream the_resevoir_at_poitiers udnie woman_in_peasant_dress"}
+mkdir -p "$OUT" "$WORK"
+SINTEL="$A/clips/sintel_ambush_4"
+SKDATA=$("$PY" -c "import os, skimage.data as d; print(os.path.dirname(d.__file__))")
+
+# --- a clip with exact flow and occlusions, from photos no model was trained on
+[ -d "$WORK/generated" ] || "${SS[@]}" make-clip "$SKDATA/coffee.png" "$SKDATA/astronaut.png" "$SKDATA/chelsea.png" \
+  -o "$WORK/generated" --frames 16 --size 320x180 --foregrounds 2 --seed 0 --quiet
+
+# --- table: bundled networks
+models=(); styles=()
+for name in $("$PY" -c "from stablestyle.bundled import available; print(' '.join(n for n in available() if not n.endswith('-perframe')))"); do
+  styles+=(--style "$A/styles/$name.jpg")
+  models+=(--model "stable=$name")
+  [ -f "stablestyle/bundled/$name-perframe.pt" ] && models+=(--model "perframe=$name-perframe")
+done
+"${SS[@]}" evaluate "$SINTEL" "$WORK/generated" "${styles[@]}" "${models[@]}" --method input \
+  --max-size 320 --max-frames 16 --device "$DEVICE" --no-videos --overwrite --quiet -o "$OUT/networks"
+
+# --- table: optimisation baselines for the default style, small size
+"${SS[@]}" evaluate "$SINTEL" "$WORK/generated" --style "$A/styles/scream.jpg" --method gatys --method ruder \
+  --size 128 --iterations 30 --max-size 320 --max-frames 8 --device "$DEVICE" --no-videos --overwrite --quiet \
+  -o "$OUT/baselines"
+
+# --- Figure 3: short per-frame trainings (scripts/train_figure3.sh), instability vs Gram trace
+WORK="$WORK" FIG3_STEPS="$FIG3_STEPS" DEVICE="$DEVICE" scripts/train_figure3.sh $FIG3_STYLES
+fig_models=(); fig_styles=(); fig_images=()
+for s in $FIG3_STYLES; do
+  fig_models+=(--model "perframe=$WORK/fig3/$s/final.pt"); fig_styles+=(--style "$A/styles/$s.jpg")
+  fig_images+=("$A/styles/$s.jpg")
+done
+"${SS[@]}" evaluate "$SINTEL" "${fig_styles[@]}" "${fig_models[@]}" --max-size 256 --max-frames 12 \
+  --device "$DEVICE" --no-videos --overwrite --quiet -o "$OUT/figure3"
+"${SS[@]}" analyze-style "${fig_images[@]}" --instability "$OUT/figure3/results.json" --method perframe \
+  --plot "$OUT/figure3_trace_vs_instability.png" --json > "$OUT/figure3_analysis.json"
+
+"$PY" scripts/paper_report.py "$OUT"
+echo "wrote $OUT/REPORT.md"
