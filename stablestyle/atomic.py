@@ -40,12 +40,18 @@ def temp_beside(path: str | os.PathLike, *, folder: bool = False) -> Path:
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary file path; on clean exit it replaces ``path``, on error it is removed."""
+def atomic_path(path: str | os.PathLike, *, keep_mode: bool = False) -> Iterator[Path]:
+    """Yield a temporary file path; on clean exit it replaces ``path``, on error it is removed.
+
+    The file gets the permissions a plain ``open()`` would give (umask); with
+    ``keep_mode`` a replaced file's permission bits are kept instead.
+    """
     path = Path(path)
     tmp = temp_beside(path)
     try:
         yield tmp
+        if keep_mode and path.exists():
+            os.chmod(tmp, path.stat().st_mode & 0o777)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
