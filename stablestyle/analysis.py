@@ -51,6 +51,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .atomic import atomic_path, write_text_atomic
 from .errors import UserError
 
 log = logging.getLogger(__name__)
@@ -263,9 +264,7 @@ def _cached_traces(paths: Sequence[Path], vgg: torch.nn.Module, size: int) -> li
     if dirty:
         try:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_file.with_name(f".{CACHE_NAME}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(cache))
-            os.replace(tmp, cache_file)
+            write_text_atomic(cache_file, json.dumps(cache))
         except OSError as exc:  # a read-only cache only costs time
             log.warning("could not write the style-trace cache %s: %s", cache_file, exc)
     return out
@@ -417,17 +416,7 @@ def plot_trace_vs_instability(stats: Sequence[StyleStats], instability: Mapping[
 
 def save_figure(fig, path: str | Path) -> None:
     """Save a Matplotlib figure atomically (temporary file in the same folder, then rename)."""
-    import tempfile
-
     path = Path(path)
-    if not path.parent.is_dir():
-        raise UserError(f"cannot write {path}: folder {path.parent} does not exist")
     fmt = path.suffix.lstrip(".").lower() or "png"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.tmp-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format=fmt)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
