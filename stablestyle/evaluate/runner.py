@@ -29,8 +29,6 @@ import itertools
 import json
 import logging
 import math
-import os
-import secrets
 import shutil
 import time
 from collections.abc import Sequence
@@ -40,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic import publish_folder, temp_beside, write_text_atomic
 from ..errors import UserError
 from .clips import Clip, clip_instability, clip_warping_error, load_clip
 from .methods import MethodOptions, ModelMethod, Process, check_method_name, load_model_method, make_method
@@ -225,26 +224,6 @@ def _stream(process: Process, clip: Clip, video: Path) -> tuple[list[np.ndarray]
     return outputs, speed
 
 
-def _publish(stage: Path, out: Path) -> None:
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{secrets.token_hex(4)}"
-        os.rename(out, old)
-    os.rename(stage, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def run_evaluation(config: EvalConfig, argv: Sequence[str] | None = None) -> dict:
     """Run the evaluation of ``config`` and write its report folder; returns the results dict.
 
@@ -307,8 +286,8 @@ def run_evaluation(config: EvalConfig, argv: Sequence[str] | None = None) -> dic
     losses = {s.name: PerceptualLoss(vgg, load_style(s.path, config.style_size).to(device)) for s in styles}
 
     # ---- run, in a staging folder beside the output
-    stage = out.parent / f".{out.name}.tmp-{secrets.token_hex(4)}"
-    stage.mkdir()
+    # _check_output vetted ``out`` up front; publish_folder replaces it without checking again
+    stage = temp_beside(out, folder=True)
     try:
         (stage / "videos").mkdir()
         runs = []
@@ -379,11 +358,11 @@ def run_evaluation(config: EvalConfig, argv: Sequence[str] | None = None) -> dic
             "runs": runs,
         }
         results = _json_safe(results)
-        _write_text(stage / "results.json", json.dumps(results, indent=2, allow_nan=False) + "\n")
-        _write_text(stage / "results.md", results_markdown(results))
+        write_text_atomic(stage / "results.json", json.dumps(results, indent=2, allow_nan=False) + "\n")
+        write_text_atomic(stage / "results.md", results_markdown(results))
         plot_instability_over_time(runs, stage / "instability_over_time.png")
         plot_instability_vs_style(runs, stage / "instability_vs_style.png")
-        _publish(stage, out)
+        publish_folder(stage, out)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
