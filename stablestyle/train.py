@@ -71,6 +71,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .atomic import atomic_path, write_text_atomic
 from .distributed import DistContext, EpochItems, SequenceSampler, all_reduce_mean, any_rank, barrier, gather_objects
 from .errors import UserError
 from .losses import LossWeights
@@ -340,10 +341,7 @@ def save_config(path: str | os.PathLike, config: TrainConfig) -> None:
     """Write ``config`` (resolved) as YAML, atomically."""
     import yaml
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
-    os.replace(tmp, path)
+    write_text_atomic(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
 
 # ============================================================================= inputs and run folder
@@ -616,12 +614,10 @@ class CsvLog:
         with open(self.path, newline="") as fh:
             rows = list(csv.DictReader(fh))
         kept = [r for r in rows if r.get("step", "").isdigit() and int(r["step"]) <= step]
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with open(tmp, "w", newline="") as fh:
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=self.columns, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(kept)
-        os.replace(tmp, self.path)
 
     def write(self, row: Mapping[str, Any]) -> None:
         new = not self.path.is_file()
