@@ -550,24 +550,6 @@ def sequence_loss(outputs: torch.Tensor, frames: torch.Tensor, perceptual: nn.Mo
     return loss, metrics
 
 
-def clip_instability(outputs: torch.Tensor, flow_bw: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Instability of a stylised clip: ``mean_t (1/3HW) sum c_t (y_t - w(y_{t-1}))^2`` over ``t = 1..T-1``.
-
-    The temporal loss of Gupta et al. 2017 (Sec. 4) used as a metric on a
-    clip with known flow (their instability evaluation).  ``outputs``:
-    ``(T, 3, H, W)`` in ``[0, 1]``; ``flow_bw``: ``(T, 2, H, W)``; ``mask``:
-    ``(T, 1, H, W)`` (index 0 of both unused).  Returns a float32 scalar.
-    """
-    from .flow import backward_warp
-    from .losses import temporal_loss
-
-    if outputs.dim() != 4 or outputs.shape[0] < 2:
-        raise ValueError(f"outputs must be (T, 3, H, W) with T >= 2, got {tuple(outputs.shape)}")
-    out = outputs.float()
-    warped = backward_warp(out[:-1], flow_bw[1:].float())
-    return temporal_loss(out[1:], warped, mask[1:].float())
-
-
 def seed_everything(seed: int) -> None:
     """Seed Python, numpy and torch (all devices)."""
     random.seed(seed)
@@ -802,11 +784,17 @@ class Trainer:
         return torch.cat(outs)
 
     def validate(self) -> dict[str, float]:
-        """Instability (:func:`clip_instability`) and perceptual terms on the validation clip."""
+        """Instability and perceptual terms on the validation clip.
+
+        Instability is the evaluation's :func:`~stablestyle.evaluate.metrics.mean_instability`
+        (the temporal loss of Gupta et al. 2017 used as a metric), so the two report the same number.
+        """
+        from .evaluate.metrics import mean_instability
+
         clip = self.validation_clip()
         outputs = self.stylize_clip(clip["frames"])
         terms = self.perceptual.evaluate(outputs, clip["frames"])
-        result = {"instability": float(clip_instability(outputs, clip["flow_bw"], clip["mask"]))}
+        result = {"instability": float(mean_instability(outputs, clip["flow_bw"], clip["mask"]))}
         result.update({k: float(v.mean()) for k, v in terms.items()})
         return result
 
