@@ -175,24 +175,13 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
 def load_style(path: str | os.PathLike, size: int | None) -> Tensor:
     """A style image as ``(1, 3, h, w)`` float in ``[0, 1]``, long side resized to ``size``.
 
-    The same resizing as training's style targets
-    (:func:`stablestyle.train.load_style_image`): antialiased bilinear, aspect
-    kept, enlarged or shrunk to exactly ``size`` (``None``: as stored), so
-    every style is measured at the scale its network is trained at.
+    :func:`stablestyle.video.load_style_image`, the loader training uses for
+    its style targets, so every style is measured at the scale its network is
+    trained at.
     """
-    import torch.nn.functional as F
+    from .video import load_style_image
 
-    from .video import read_image, to_tensor
-
-    image = to_tensor(read_image(path))
-    if size is not None:
-        h, w = image.shape[-2:]
-        scale = size / max(h, w)
-        new = (max(16, round(h * scale)), max(16, round(w * scale)))
-        if new != (h, w):
-            image = F.interpolate(image, size=new, mode="bilinear", align_corners=False,
-                                  antialias=True).clamp(0.0, 1.0)
-    return image
+    return load_style_image(path, size)
 
 
 # ----------------------------------------------------------------------------- style images

@@ -664,6 +664,7 @@ class Trainer:
         from .losses import PerceptualLoss
         from .models import TransformerNet, load_vgg16
         from .runtime import resolve_device
+        from .video import load_style_image
 
         config.validate()
         self.config = config
@@ -1004,23 +1005,6 @@ def _progress_bar(*, total: int, initial: int, quiet: bool):
 
 
 # ============================================================================= data and images
-
-def load_style_image(path: str | os.PathLike, size: int | None) -> torch.Tensor:
-    """``(1, 3, h, w)`` float in ``[0, 1]``, long side resized to ``size`` (antialiased) when given."""
-    import torch.nn.functional as F
-
-    from .video import read_image, to_tensor
-
-    image = to_tensor(read_image(path))
-    if size is not None:
-        h, w = image.shape[-2:]
-        scale = size / max(h, w)
-        new = (max(16, round(h * scale)), max(16, round(w * scale)))
-        if new != (h, w):
-            image = F.interpolate(image, size=new, mode="bilinear", align_corners=False,
-                                  antialias=True).clamp_(0.0, 1.0)
-    return image
-
 
 def build_dataset(config: TrainConfig, stills: Sequence[Path], quiet: bool = True) -> torch.utils.data.Dataset:
     """The training data of ``config``: ``stills`` with synthetic motion and / or ``config.video``.

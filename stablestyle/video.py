@@ -188,6 +188,27 @@ def _as_rgb(img: Image.Image, path: Path) -> np.ndarray:
     return np.array(img, dtype=np.uint8)
 
 
+def load_style_image(path: str | os.PathLike, size: int | None) -> torch.Tensor:
+    """A style image as ``(1, 3, h, w)`` float in ``[0, 1]``, long side resized to ``size``.
+
+    Antialiased bilinear, aspect kept, enlarged or shrunk so the long side is
+    ``size`` (short side at least 16; ``None``: as stored).  Training's style
+    targets and the analysis / evaluation all load styles here, so every
+    style is measured at the scale its network is trained at.
+    """
+    import torch.nn.functional as F
+
+    image = to_tensor(read_image(path))
+    if size is not None:
+        h, w = image.shape[-2:]
+        scale = size / max(h, w)
+        new = (max(16, round(h * scale)), max(16, round(w * scale)))
+        if new != (h, w):
+            image = F.interpolate(image, size=new, mode="bilinear", align_corners=False,
+                                  antialias=True).clamp_(0.0, 1.0)
+    return image
+
+
 def write_image(path: str | os.PathLike, img: np.ndarray) -> None:
     """Write ``uint8`` ``(H, W, 3)`` RGB to ``path`` (format from the suffix), atomically.
 
