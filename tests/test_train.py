@@ -8,7 +8,6 @@ tests/test_train_cli.py trains with the real VGG-16 through the CLI).
 from __future__ import annotations
 
 import csv
-import shutil
 from pathlib import Path
 
 import pytest
@@ -60,15 +59,6 @@ class StandInEncoder(nn.Module):
 # raw terms with the stand-in after a few steps: content ~0.02, style ~3e-5, temporal ~3e-3; these weights
 # make content, style and (with LossWeights' default temporal weight 200) temporal each contribute ~0.5-1
 STAND_IN_WEIGHTS = dict(content=50.0, style=3e4, tv=0.0)
-
-
-@pytest.fixture(scope="module")
-def content_dir(tmp_path_factory, assets) -> Path:
-    """Four photos: three to train on, the last in sorted order held out for the validation clip."""
-    folder = tmp_path_factory.mktemp("content")
-    for name in ("ccpl_lenna", "lst_in16", "rerevst_img_11", "lst_chicago"):
-        shutil.copy(assets / "content" / f"{name}.jpg", folder / f"{name}.jpg")
-    return folder
 
 
 def tiny_config(assets, content_dir, out, **kw) -> TrainConfig:
@@ -356,14 +346,10 @@ def crash_after(monkeypatch, step: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(assets, content_dir, tmp_path_factory) -> Path:
+def uninterrupted(assets, content_dir, tmp_path_factory, one_thread_block) -> Path:
     run = tmp_path_factory.mktemp("ref") / "run"
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread_block():
         Trainer(tiny_config(assets, content_dir, run, checkpoint_every=3), loss_net=StandInEncoder(), quiet=True).fit()
-    finally:
-        torch.set_num_threads(before)
     return run
 
 
