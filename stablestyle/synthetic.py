@@ -76,7 +76,7 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__
-from .atomic import staged_folder
+from .atomic import check_output_folder, staged_folder
 from .errors import UserError
 from .runtime import progress
 
@@ -667,18 +667,7 @@ def check_clip_folder(folder: str | os.PathLike, overwrite: bool = False) -> Pat
             ``overwrite`` is false, or it exists but holds something other than
             a clip (no ``clip.json``).
     """
-    folder = Path(folder)
-    if not folder.parent.is_dir():
-        raise UserError(f"output folder {folder.parent} does not exist; create it first")
-    if folder.exists() or folder.is_symlink():
-        if not folder.is_dir():
-            raise UserError(f"output {folder} is a file; give a folder name for the clip")
-        if not overwrite:
-            raise UserError(f"output {folder} already exists; pass --overwrite to replace it")
-        if any(folder.iterdir()) and not (folder / "clip.json").is_file():
-            raise UserError(f"refusing to replace {folder}: it is not a clip folder (no clip.json); "
-                            "choose a new folder name")
-    return folder
+    return check_output_folder(folder, overwrite, marker="clip.json", what="a clip folder", noun="clip")
 
 
 _LAYOUT_HELP = (

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..atomic import publish_folder, temp_beside, write_text_atomic
+from ..atomic import check_output_folder, publish_folder, temp_beside, write_text_atomic
 from ..errors import UserError
 from .clips import Clip, clip_instability, clip_warping_error, load_clip
 from .methods import MethodOptions, ModelMethod, Process, check_method_name, load_model_method, make_method
@@ -127,19 +127,6 @@ def _unique(names: Sequence[str]) -> list[str]:
 def _check_positive(name: str, value: int | None, minimum: int = 1) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
         raise UserError(f"{name} must be a whole number >= {minimum}, got {value!r}")
-
-
-def _check_output(out: Path, overwrite: bool) -> None:
-    if not out.parent.is_dir():
-        raise UserError(f"output folder {out.parent} does not exist; create it first")
-    if out.exists() or out.is_symlink():
-        if not out.is_dir():
-            raise UserError(f"output {out} is a file; give a folder name for the report")
-        if not overwrite:
-            raise UserError(f"output {out} already exists; pass --overwrite to replace it")
-        if any(out.iterdir()) and not (out / "results.json").is_file():
-            raise UserError(f"refusing to replace {out}: it is not an evaluation folder (no results.json); "
-                            "choose a new folder name")
 
 
 def _load_styles(paths: Sequence[str]) -> list[_Style]:
@@ -242,7 +229,7 @@ def run_evaluation(config: EvalConfig, argv: Sequence[str] | None = None) -> dic
 
     # ---- validate everything cheap first
     out = Path(config.output)
-    _check_output(out, config.overwrite)
+    check_output_folder(out, config.overwrite, marker="results.json", what="an evaluation folder", noun="report")
     for name, value in (("--max-frames", config.max_frames),):
         _check_positive(name, value, 2)
     for name, value in (("--max-size", config.max_size), ("--iterations", config.iterations),
@@ -286,7 +273,7 @@ def run_evaluation(config: EvalConfig, argv: Sequence[str] | None = None) -> dic
     losses = {s.name: PerceptualLoss(vgg, load_style(s.path, config.style_size).to(device)) for s in styles}
 
     # ---- run, in a staging folder beside the output
-    # _check_output vetted ``out`` up front; publish_folder replaces it without checking again
+    # check_output_folder vetted ``out`` up front; publish_folder replaces it without checking again
     stage = temp_beside(out, folder=True)
     try:
         (stage / "videos").mkdir()
