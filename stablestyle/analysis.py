@@ -51,6 +51,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .atomic import atomic_path, write_text_atomic
 from .errors import UserError
 
 log = logging.getLogger(__name__)
@@ -174,24 +175,13 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
 def load_style(path: str | os.PathLike, size: int | None) -> Tensor:
     """A style image as ``(1, 3, h, w)`` float in ``[0, 1]``, long side resized to ``size``.
 
-    The same resizing as training's style targets
-    (:func:`stablestyle.train.load_style_image`): antialiased bilinear, aspect
-    kept, enlarged or shrunk to exactly ``size`` (``None``: as stored), so
-    every style is measured at the scale its network is trained at.
+    :func:`stablestyle.video.load_style_image`, the loader training uses for
+    its style targets, so every style is measured at the scale its network is
+    trained at.
     """
-    import torch.nn.functional as F
+    from .video import load_style_image
 
-    from .video import read_image, to_tensor
-
-    image = to_tensor(read_image(path))
-    if size is not None:
-        h, w = image.shape[-2:]
-        scale = size / max(h, w)
-        new = (max(16, round(h * scale)), max(16, round(w * scale)))
-        if new != (h, w):
-            image = F.interpolate(image, size=new, mode="bilinear", align_corners=False,
-                                  antialias=True).clamp(0.0, 1.0)
-    return image
+    return load_style_image(path, size)
 
 
 # ----------------------------------------------------------------------------- style images
@@ -263,9 +253,7 @@ def _cached_traces(paths: Sequence[Path], vgg: torch.nn.Module, size: int) -> li
     if dirty:
         try:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_file.with_name(f".{CACHE_NAME}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(cache))
-            os.replace(tmp, cache_file)
+            write_text_atomic(cache_file, json.dumps(cache))
         except OSError as exc:  # a read-only cache only costs time
             log.warning("could not write the style-trace cache %s: %s", cache_file, exc)
     return out
@@ -417,17 +405,7 @@ def plot_trace_vs_instability(stats: Sequence[StyleStats], instability: Mapping[
 
 def save_figure(fig, path: str | Path) -> None:
     """Save a Matplotlib figure atomically (temporary file in the same folder, then rename)."""
-    import tempfile
-
     path = Path(path)
-    if not path.parent.is_dir():
-        raise UserError(f"cannot write {path}: folder {path.parent} does not exist")
     fmt = path.suffix.lstrip(".").lower() or "png"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.tmp-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format=fmt)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -40,12 +40,18 @@ def temp_beside(path: str | os.PathLike, *, folder: bool = False) -> Path:
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary file path; on clean exit it replaces ``path``, on error it is removed."""
+def atomic_path(path: str | os.PathLike, *, keep_mode: bool = False) -> Iterator[Path]:
+    """Yield a temporary file path; on clean exit it replaces ``path``, on error it is removed.
+
+    The file gets the permissions a plain ``open()`` would give (umask); with
+    ``keep_mode`` a replaced file's permission bits are kept instead.
+    """
     path = Path(path)
     tmp = temp_beside(path)
     try:
         yield tmp
+        if keep_mode and path.exists():
+            os.chmod(tmp, path.stat().st_mode & 0o777)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -67,6 +73,33 @@ def publish_folder(tmp: Path, folder: Path) -> None:
     os.rename(tmp, folder)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def check_output_folder(folder: str | os.PathLike, overwrite: bool = False, *, marker: str, what: str,
+                        noun: str) -> Path:
+    """Check, before any work, that ``folder`` may become an output folder; returns it as a :class:`Path`.
+
+    An existing folder may only be replaced with ``overwrite``, and only when it
+    is empty or holds ``marker`` (a file this package writes into every such
+    folder), so a typo can never delete unrelated files.  ``what`` names such a
+    folder (``"a clip folder"``), ``noun`` its content (``"clip"``).
+
+    Raises:
+        UserError: the parent folder is missing, ``folder`` is a file, it exists
+            and ``overwrite`` is false, or it exists, is not empty and lacks ``marker``.
+    """
+    folder = Path(folder)
+    if not folder.parent.is_dir():
+        raise UserError(f"output folder {folder.parent} does not exist; create it first")
+    if folder.exists() or folder.is_symlink():
+        if not folder.is_dir():
+            raise UserError(f"output {folder} is a file; give a folder name for the {noun}")
+        if not overwrite:
+            raise UserError(f"output {folder} already exists; pass --overwrite to replace it")
+        if any(folder.iterdir()) and not (folder / marker).is_file():
+            raise UserError(f"refusing to replace {folder}: it is not {what} (no {marker}); "
+                            "choose a new folder name")
+    return folder
 
 
 @contextmanager

@@ -32,7 +32,6 @@ import copy
 import io
 import logging
 import os
-import secrets
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import __version__
+from .atomic import atomic_path
 from .errors import UserError
 
 log = logging.getLogger(__name__)
@@ -184,27 +184,10 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, config: OnnxExportCon
     """
     path = check_onnx_output(path, overwrite)
     data = onnx_bytes(model, config, metadata)
-    tmp = _reserve_temp(path)
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     log.info("wrote %s (%.1f MB)", path, len(data) / 1e6)
     return path
-
-
-def _reserve_temp(path: Path) -> Path:
-    """Create an empty ``.name.tmp-XXXXXXXX.onnx`` beside ``path`` (same file system, umask permissions)."""
-    for _ in range(100):
-        tmp = path.parent / f".{path.stem}.tmp-{secrets.token_hex(4)}{path.suffix}"
-        try:
-            tmp.open("xb").close()
-        except FileExistsError:
-            continue
-        return tmp
-    raise FileExistsError(f"could not create a temporary name beside {path}")
 
 
 def check_onnx_output(path: str | os.PathLike, overwrite: bool = False) -> Path:

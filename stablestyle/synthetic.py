@@ -67,8 +67,6 @@ import json
 import logging
 import math
 import os
-import secrets
-import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -78,6 +76,7 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__
+from .atomic import check_output_folder, staged_folder
 from .errors import UserError
 from .runtime import progress
 
@@ -617,9 +616,7 @@ def save_clip(clip: SyntheticClip, folder: str | os.PathLike, *, overwrite: bool
 
     folder = Path(folder)
     check_clip_folder(folder, overwrite)
-    tmp = folder.parent / f".{folder.name}.tmp-{secrets.token_hex(4)}"
-    tmp.mkdir()
-    try:
+    with staged_folder(folder, overwrite=overwrite) as tmp:
         for sub in ("frames", "flow", "occlusions", "flow_bw", "valid_bw"):
             (tmp / sub).mkdir()
         num_frames = clip.num_frames
@@ -650,10 +647,6 @@ def save_clip(clip: SyntheticClip, folder: str | os.PathLike, *, overwrite: bool
             **(provenance or {}),
         }
         (tmp / "clip.json").write_text(json.dumps(meta, indent=2, default=_json_default) + "\n")
-        _publish_folder(tmp, folder, overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("wrote a %d-frame clip to %s", clip.num_frames, folder)
     return folder
 
@@ -674,30 +667,7 @@ def check_clip_folder(folder: str | os.PathLike, overwrite: bool = False) -> Pat
             ``overwrite`` is false, or it exists but holds something other than
             a clip (no ``clip.json``).
     """
-    folder = Path(folder)
-    if not folder.parent.is_dir():
-        raise UserError(f"output folder {folder.parent} does not exist; create it first")
-    if folder.exists() or folder.is_symlink():
-        if not folder.is_dir():
-            raise UserError(f"output {folder} is a file; give a folder name for the clip")
-        if not overwrite:
-            raise UserError(f"output {folder} already exists; pass --overwrite to replace it")
-        if any(folder.iterdir()) and not (folder / "clip.json").is_file():
-            raise UserError(f"refusing to replace {folder}: it is not a clip folder (no clip.json); "
-                            "choose a new folder name")
-    return folder
-
-
-def _publish_folder(tmp: Path, folder: Path, overwrite: bool) -> None:
-    old = None
-    if folder.exists():
-        if not overwrite:
-            raise UserError(f"output {folder} appeared while writing; pass --overwrite to replace it")
-        old = folder.parent / f".{folder.name}.old-{secrets.token_hex(4)}"
-        os.rename(folder, old)
-    os.rename(tmp, folder)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    return check_output_folder(folder, overwrite, marker="clip.json", what="a clip folder", noun="clip")
 
 
 _LAYOUT_HELP = (

@@ -71,6 +71,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .atomic import atomic_path, write_text_atomic
 from .distributed import DistContext, EpochItems, SequenceSampler, all_reduce_mean, any_rank, barrier, gather_objects
 from .errors import UserError
 from .losses import LossWeights
@@ -340,10 +341,7 @@ def save_config(path: str | os.PathLike, config: TrainConfig) -> None:
     """Write ``config`` (resolved) as YAML, atomically."""
     import yaml
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
-    os.replace(tmp, path)
+    write_text_atomic(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
 
 # ============================================================================= inputs and run folder
@@ -552,24 +550,6 @@ def sequence_loss(outputs: torch.Tensor, frames: torch.Tensor, perceptual: nn.Mo
     return loss, metrics
 
 
-def clip_instability(outputs: torch.Tensor, flow_bw: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Instability of a stylised clip: ``mean_t (1/3HW) sum c_t (y_t - w(y_{t-1}))^2`` over ``t = 1..T-1``.
-
-    The temporal loss of Gupta et al. 2017 (Sec. 4) used as a metric on a
-    clip with known flow (their instability evaluation).  ``outputs``:
-    ``(T, 3, H, W)`` in ``[0, 1]``; ``flow_bw``: ``(T, 2, H, W)``; ``mask``:
-    ``(T, 1, H, W)`` (index 0 of both unused).  Returns a float32 scalar.
-    """
-    from .flow import backward_warp
-    from .losses import temporal_loss
-
-    if outputs.dim() != 4 or outputs.shape[0] < 2:
-        raise ValueError(f"outputs must be (T, 3, H, W) with T >= 2, got {tuple(outputs.shape)}")
-    out = outputs.float()
-    warped = backward_warp(out[:-1], flow_bw[1:].float())
-    return temporal_loss(out[1:], warped, mask[1:].float())
-
-
 def seed_everything(seed: int) -> None:
     """Seed Python, numpy and torch (all devices)."""
     random.seed(seed)
@@ -616,12 +596,10 @@ class CsvLog:
         with open(self.path, newline="") as fh:
             rows = list(csv.DictReader(fh))
         kept = [r for r in rows if r.get("step", "").isdigit() and int(r["step"]) <= step]
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with open(tmp, "w", newline="") as fh:
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=self.columns, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(kept)
-        os.replace(tmp, self.path)
 
     def write(self, row: Mapping[str, Any]) -> None:
         new = not self.path.is_file()
@@ -686,6 +664,7 @@ class Trainer:
         from .losses import PerceptualLoss
         from .models import TransformerNet, load_vgg16
         from .runtime import resolve_device
+        from .video import load_style_image
 
         config.validate()
         self.config = config
@@ -806,11 +785,17 @@ class Trainer:
         return torch.cat(outs)
 
     def validate(self) -> dict[str, float]:
-        """Instability (:func:`clip_instability`) and perceptual terms on the validation clip."""
+        """Instability and perceptual terms on the validation clip.
+
+        Instability is the evaluation's :func:`~stablestyle.evaluate.metrics.mean_instability`
+        (the temporal loss of Gupta et al. 2017 used as a metric), so the two report the same number.
+        """
+        from .evaluate.metrics import mean_instability
+
         clip = self.validation_clip()
         outputs = self.stylize_clip(clip["frames"])
         terms = self.perceptual.evaluate(outputs, clip["frames"])
-        result = {"instability": float(clip_instability(outputs, clip["flow_bw"], clip["mask"]))}
+        result = {"instability": float(mean_instability(outputs, clip["flow_bw"], clip["mask"]))}
         result.update({k: float(v.mean()) for k, v in terms.items()})
         return result
 
@@ -1020,23 +1005,6 @@ def _progress_bar(*, total: int, initial: int, quiet: bool):
 
 
 # ============================================================================= data and images
-
-def load_style_image(path: str | os.PathLike, size: int | None) -> torch.Tensor:
-    """``(1, 3, h, w)`` float in ``[0, 1]``, long side resized to ``size`` (antialiased) when given."""
-    import torch.nn.functional as F
-
-    from .video import read_image, to_tensor
-
-    image = to_tensor(read_image(path))
-    if size is not None:
-        h, w = image.shape[-2:]
-        scale = size / max(h, w)
-        new = (max(16, round(h * scale)), max(16, round(w * scale)))
-        if new != (h, w):
-            image = F.interpolate(image, size=new, mode="bilinear", align_corners=False,
-                                  antialias=True).clamp_(0.0, 1.0)
-    return image
-
 
 def build_dataset(config: TrainConfig, stills: Sequence[Path], quiet: bool = True) -> torch.utils.data.Dataset:
     """The training data of ``config``: ``stills`` with synthetic motion and / or ``config.video``.

@@ -21,7 +21,6 @@ import logging
 import math
 import os
 import re
-import secrets
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
@@ -33,6 +32,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .atomic import atomic_path, publish_folder, temp_beside
 from .errors import UserError
 
 log = logging.getLogger(__name__)
@@ -188,6 +188,27 @@ def _as_rgb(img: Image.Image, path: Path) -> np.ndarray:
     return np.array(img, dtype=np.uint8)
 
 
+def load_style_image(path: str | os.PathLike, size: int | None) -> torch.Tensor:
+    """A style image as ``(1, 3, h, w)`` float in ``[0, 1]``, long side resized to ``size``.
+
+    Antialiased bilinear, aspect kept, enlarged or shrunk so the long side is
+    ``size`` (short side at least 16; ``None``: as stored).  Training's style
+    targets and the analysis / evaluation all load styles here, so every
+    style is measured at the scale its network is trained at.
+    """
+    import torch.nn.functional as F
+
+    image = to_tensor(read_image(path))
+    if size is not None:
+        h, w = image.shape[-2:]
+        scale = size / max(h, w)
+        new = (max(16, round(h * scale)), max(16, round(w * scale)))
+        if new != (h, w):
+            image = F.interpolate(image, size=new, mode="bilinear", align_corners=False,
+                                  antialias=True).clamp_(0.0, 1.0)
+    return image
+
+
 def write_image(path: str | os.PathLike, img: np.ndarray) -> None:
     """Write ``uint8`` ``(H, W, 3)`` RGB to ``path`` (format from the suffix), atomically.
 
@@ -200,13 +221,8 @@ def write_image(path: str | os.PathLike, img: np.ndarray) -> None:
     fmt = _pil_format(path)
     if not path.parent.is_dir():
         raise UserError(f"output folder {path.parent} does not exist; create it first")
-    tmp = _reserve_temp(path)
-    try:
+    with atomic_path(path) as tmp:
         _save_pil(img, tmp, fmt)
-        os.replace(tmp, path)
-    except BaseException:
-        _remove(Path(tmp))
-        raise
 
 
 def _pil_format(path: Path) -> str:
@@ -554,7 +570,7 @@ class FrameSink:
         self._audio_offset = 0
         self._pending = None
         self._done = False
-        self._tmp = _reserve_temp(path, folder=self.kind == "frames")
+        self._tmp = temp_beside(path, folder=self.kind == "frames")
         try:
             if self.kind == "video":
                 options = {"movflags": "+faststart"} if path.suffix.lower() in (".mp4", ".mov") else {}
@@ -708,16 +724,10 @@ class FrameSink:
         """Rename the finished temporary file / folder to ``path``."""
         if self.path.exists() and not self.overwrite:
             raise UserError(f"output {self.path} appeared while writing; pass --overwrite to replace it")
-        if self.kind != "frames":
+        if self.kind == "frames":
+            publish_folder(self._tmp, self.path)
+        else:
             os.replace(self._tmp, self.path)
-            return
-        old = None
-        if self.path.exists():
-            old = self.path.parent / f".{self.path.name}.old-{secrets.token_hex(4)}"
-            os.rename(self.path, old)
-        os.replace(self._tmp, self.path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
 
     def _close_audio(self) -> None:
         if self._audio_in is not None:
@@ -736,25 +746,6 @@ class FrameSink:
             self._container = None
         self._close_audio()
         _remove(self._tmp)
-
-
-def _reserve_temp(path: Path, folder: bool = False) -> Path:
-    """Create an empty ``.name.tmp-XXXXXXXX[.suffix]`` beside ``path`` (same file system, normal permissions).
-
-    The suffix is kept so that PyAV and Pillow still recognise the format.
-    """
-    for _ in range(100):
-        name = f".{path.stem}.tmp-{secrets.token_hex(4)}{path.suffix}"
-        tmp = path.parent / name
-        try:
-            if folder:
-                tmp.mkdir()
-            else:
-                tmp.open("xb").close()
-        except FileExistsError:
-            continue
-        return tmp
-    raise FileExistsError(f"could not create a temporary name beside {path}")
 
 
 def _remove(path: Path) -> None:

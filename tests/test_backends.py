@@ -28,14 +28,7 @@ from stablestyle.video import open_sink, open_source, to_tensor, to_uint8
 BF16_MAX_ABS, BF16_MEAN_ABS = 0.05, 0.01
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Tiny frames gain nothing from a second thread, while two OpenMP threads on a shared 2-core
-    machine can wait milliseconds per op for each other (measured: 2 steps 0.43-2.4 s vs 0.01 s)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _net(seed: int = 0, width: float = 0.25, recurrent: bool = True) -> TransformerNet:

@@ -29,14 +29,7 @@ from stablestyle.synthetic import render_clip
 from stablestyle.video import read_image, to_tensor
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny images gain nothing from a second thread; with other processes on the two cores, two
-    threads were measured ~20x slower (1.5 s vs 0.07 s per VGG step at 64x48)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _resize(img: np.ndarray, long_side: int) -> np.ndarray:

@@ -8,7 +8,6 @@ tests/test_train_cli.py trains with the real VGG-16 through the CLI).
 from __future__ import annotations
 
 import csv
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,13 +16,13 @@ from torch import nn
 
 from stablestyle.distributed import EpochItems, SequenceSampler
 from stablestyle.errors import UserError
+from stablestyle.evaluate.metrics import mean_instability
 from stablestyle.losses import LossWeights
 from stablestyle.models import TransformerNet
 from stablestyle.train import (
     SequenceModel,
     Trainer,
     TrainConfig,
-    clip_instability,
     config_from_dict,
     load_config,
     resolve_amp,
@@ -32,13 +31,7 @@ from stablestyle.train import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is faster than two and immune to a busy machine's OpenMP spinning."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class StandInEncoder(nn.Module):
@@ -66,15 +59,6 @@ class StandInEncoder(nn.Module):
 # raw terms with the stand-in after a few steps: content ~0.02, style ~3e-5, temporal ~3e-3; these weights
 # make content, style and (with LossWeights' default temporal weight 200) temporal each contribute ~0.5-1
 STAND_IN_WEIGHTS = dict(content=50.0, style=3e4, tv=0.0)
-
-
-@pytest.fixture(scope="module")
-def content_dir(tmp_path_factory, assets) -> Path:
-    """Four photos: three to train on, the last in sorted order held out for the validation clip."""
-    folder = tmp_path_factory.mktemp("content")
-    for name in ("ccpl_lenna", "lst_in16", "rerevst_img_11", "lst_chicago"):
-        shutil.copy(assets / "content" / f"{name}.jpg", folder / f"{name}.jpg")
-    return folder
 
 
 def tiny_config(assets, content_dir, out, **kw) -> TrainConfig:
@@ -221,10 +205,10 @@ def test_sequence_terms_integer_shift_is_stable():
     mask[..., 0] = 0  # column 0 came from outside (the roll wrapped it)
     terms = sequence_terms(frames, frames, MeanPerceptual(), flow_bw=flow, mask=mask)
     assert terms["temporal"].item() < 1e-12
-    assert clip_instability(frames[0], flow[0], mask[0]).item() < 1e-12
+    assert mean_instability(frames[0], flow[0], mask[0]).item() < 1e-12
     flicker = frames.clone()
     flicker[:, 1] += 0.1  # a uniform brightness jump at t = 1: pairs (0,1), (1,2) each cost 0.01 * 11/12
-    assert clip_instability(flicker[0], flow[0], mask[0]).item() == pytest.approx(0.01 * 11 / 12, rel=1e-4)
+    assert mean_instability(flicker[0], flow[0], mask[0]).item() == pytest.approx(0.01 * 11 / 12, rel=1e-4)
 
 
 def test_temporal_term_gradcheck():
@@ -362,14 +346,10 @@ def crash_after(monkeypatch, step: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(assets, content_dir, tmp_path_factory) -> Path:
+def uninterrupted(assets, content_dir, tmp_path_factory, one_thread_block) -> Path:
     run = tmp_path_factory.mktemp("ref") / "run"
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread_block():
         Trainer(tiny_config(assets, content_dir, run, checkpoint_every=3), loss_net=StandInEncoder(), quiet=True).fit()
-    finally:
-        torch.set_num_threads(before)
     return run
 
 

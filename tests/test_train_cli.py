@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,20 +20,7 @@ from stablestyle.train import Trainer
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def content_dir(tmp_path_factory, assets) -> Path:
-    folder = tmp_path_factory.mktemp("photos")
-    for name in ("ccpl_lenna", "lst_in16", "rerevst_img_11", "lst_chicago"):
-        shutil.copy(assets / "content" / f"{name}.jpg", folder / f"{name}.jpg")
-    return folder
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def train_args(assets, content_dir, out, steps=6, *extra) -> list[str]:
@@ -50,15 +36,11 @@ def read_log(path: Path) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def cli_run(assets, content_dir, tmp_path_factory) -> Path:
+def cli_run(assets, content_dir, tmp_path_factory, one_thread_block) -> Path:
     """An uninterrupted 6-step stable run with the real VGG-16."""
     run = tmp_path_factory.mktemp("cli") / "run"
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread_block():
         assert main(train_args(assets, content_dir, run)) == 0
-    finally:
-        torch.set_num_threads(before)
     return run
 
 

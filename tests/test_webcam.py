@@ -17,14 +17,7 @@ from stablestyle.models import TransformerNet
 from stablestyle.video import open_source
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Tiny frames gain nothing from a second thread, while two OpenMP threads on a shared 2-core
-    machine can wait milliseconds per op for each other (measured: 2 steps 0.43-2.4 s vs 0.01 s)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,6 @@ import itertools
 import json
 import logging
 import os
-import secrets
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..atomic import temp_beside
 from ..errors import UserError
 from ..paths import cache_dir
 from ..runtime import progress
@@ -125,8 +125,7 @@ def _compute(path: Path, folder: Path, short_side: int, method: str, max_frames:
             flows.append(bw.astype(np.float16))
             masks.append((mask > 0.5).astype(np.uint8))
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".{folder.name}.tmp-{secrets.token_hex(4)}"
-    tmp.mkdir()
+    tmp = temp_beside(folder, folder=True)
     try:
         for name, arrays in zip(_ARRAYS, (frames, flows, masks)):
             np.save(tmp / f"{name}.npy", np.stack(arrays))

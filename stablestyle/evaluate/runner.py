@@ -29,8 +29,6 @@ import itertools
 import json
 import logging
 import math
-import os
-import secrets
 import shutil
 import time
 from collections.abc import Sequence
@@ -40,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic import check_output_folder, publish_folder, temp_beside, write_text_atomic
 from ..errors import UserError
 from .clips import Clip, clip_instability, clip_warping_error, load_clip
 from .methods import MethodOptions, ModelMethod, Process, check_method_name, load_model_method, make_method
@@ -130,19 +129,6 @@ def _check_positive(name: str, value: int | None, minimum: int = 1) -> None:
         raise UserError(f"{name} must be a whole number >= {minimum}, got {value!r}")
 
 
-def _check_output(out: Path, overwrite: bool) -> None:
-    if not out.parent.is_dir():
-        raise UserError(f"output folder {out.parent} does not exist; create it first")
-    if out.exists() or out.is_symlink():
-        if not out.is_dir():
-            raise UserError(f"output {out} is a file; give a folder name for the report")
-        if not overwrite:
-            raise UserError(f"output {out} already exists; pass --overwrite to replace it")
-        if any(out.iterdir()) and not (out / "results.json").is_file():
-            raise UserError(f"refusing to replace {out}: it is not an evaluation folder (no results.json); "
-                            "choose a new folder name")
-
-
 def _load_styles(paths: Sequence[str]) -> list[_Style]:
     from ..checkpoint import file_sha256
     from ..video import read_image
@@ -225,26 +211,6 @@ def _stream(process: Process, clip: Clip, video: Path) -> tuple[list[np.ndarray]
     return outputs, speed
 
 
-def _publish(stage: Path, out: Path) -> None:
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{secrets.token_hex(4)}"
-        os.rename(out, old)
-    os.rename(stage, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def run_evaluation(config: EvalConfig, argv: Sequence[str] | None = None) -> dict:
     """Run the evaluation of ``config`` and write its report folder; returns the results dict.
 
@@ -263,7 +229,7 @@ def run_evaluation(config: EvalConfig, argv: Sequence[str] | None = None) -> dic
 
     # ---- validate everything cheap first
     out = Path(config.output)
-    _check_output(out, config.overwrite)
+    check_output_folder(out, config.overwrite, marker="results.json", what="an evaluation folder", noun="report")
     for name, value in (("--max-frames", config.max_frames),):
         _check_positive(name, value, 2)
     for name, value in (("--max-size", config.max_size), ("--iterations", config.iterations),
@@ -307,8 +273,8 @@ def run_evaluation(config: EvalConfig, argv: Sequence[str] | None = None) -> dic
     losses = {s.name: PerceptualLoss(vgg, load_style(s.path, config.style_size).to(device)) for s in styles}
 
     # ---- run, in a staging folder beside the output
-    stage = out.parent / f".{out.name}.tmp-{secrets.token_hex(4)}"
-    stage.mkdir()
+    # check_output_folder vetted ``out`` up front; publish_folder replaces it without checking again
+    stage = temp_beside(out, folder=True)
     try:
         (stage / "videos").mkdir()
         runs = []
@@ -379,11 +345,11 @@ def run_evaluation(config: EvalConfig, argv: Sequence[str] | None = None) -> dic
             "runs": runs,
         }
         results = _json_safe(results)
-        _write_text(stage / "results.json", json.dumps(results, indent=2, allow_nan=False) + "\n")
-        _write_text(stage / "results.md", results_markdown(results))
+        write_text_atomic(stage / "results.json", json.dumps(results, indent=2, allow_nan=False) + "\n")
+        write_text_atomic(stage / "results.md", results_markdown(results))
         plot_instability_over_time(runs, stage / "instability_over_time.png")
         plot_instability_vs_style(runs, stage / "instability_vs_style.png")
-        _publish(stage, out)
+        publish_folder(stage, out)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise

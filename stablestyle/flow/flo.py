@@ -15,11 +15,11 @@ passed through unchanged.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..errors import UserError
 
 __all__ = ["read_flo", "write_flo", "FLO_MAGIC", "MAX_FLO_SIDE"]
@@ -95,20 +95,9 @@ def write_flo(path: str | os.PathLike, flow: np.ndarray) -> None:
     height, width = arr.shape[:2]
     if not (0 < width <= MAX_FLO_SIDE and 0 < height <= MAX_FLO_SIDE):
         raise UserError(f"cannot write {path}: size {width}x{height} outside 1..{MAX_FLO_SIDE}")
-    folder = path.parent
-    if not folder.is_dir():
-        raise UserError(f"cannot write {path}: folder {folder} does not exist")
     header = np.array([FLO_MAGIC], dtype="<f4").tobytes() + np.array([width, height], dtype="<i4").tobytes()
     payload = np.ascontiguousarray(arr, dtype="<f4").tobytes()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(header)
-            f.write(payload)
-        # mkstemp creates 0600; give the file the mode a plain open() would (or keep the old file's).
-        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    # keep_mode: overwriting a flow file keeps its permissions (a new one gets a plain open()'s).
+    with atomic_path(path, keep_mode=True) as tmp, open(tmp, "wb") as f:
+        f.write(header)
+        f.write(payload)
