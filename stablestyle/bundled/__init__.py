@@ -18,7 +18,7 @@ DEFAULT_MODEL = "scream"
 
 def available() -> list[str]:
     """Names of the bundled models, sorted."""
-    return sorted(p.stem for p in BUNDLED_DIR.glob("*.pt"))
+    return sorted(p.stem for p in BUNDLED_DIR.glob("*.pt") if not p.name.startswith("."))  # skip temp files
 
 
 def bundled_path(name: str) -> Path:
