@@ -1,9 +1,12 @@
 """Streaming stylization with a trained transformation network.
 
 Frames go through the network one at a time; the recurrent state (the
-previous stylized output, Gupta et al. 2017 Sec. 5) lives in a local variable
-of :func:`stylize_frames`, so each call starts a clip afresh and nothing
-leaks between inputs.
+previous stylized output, Gupta et al. 2017 Sec. 5) lives inside one call of
+:func:`stylize_frames`, so each call starts a clip afresh and nothing leaks
+between inputs.  The work is done by an inference backend of
+:mod:`stablestyle.backends` (eager PyTorch by default; onnxruntime for
+``backend="onnx"``), which owns the fast paths (reduced precision,
+channels-last, CUDA graphs, pinned transfers).
 """
 
 from __future__ import annotations
@@ -13,45 +16,41 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import torch
 
-from .video import to_tensor, to_uint8
+
+def precision_for(device: torch.device, half: bool | None) -> str:
+    """Backend precision for a ``--half`` flag: ``None`` = the backend's default (fp16 on CUDA, fp32 on
+    CPU); ``True`` = fp16 on CUDA, bf16 on the CPU; ``False`` = fp32."""
+    if half is None:
+        return "auto"
+    if not half:
+        return "fp32"
+    return "fp16" if device.type == "cuda" else "bf16"
 
 
-def inference_dtype(device: torch.device, half: bool | None) -> torch.dtype:
-    """fp16 on CUDA unless ``half=False``; fp32 on CPU unless ``half=True`` (then bf16, CPU autocast's type)."""
-    if device.type == "cuda":
-        return torch.float32 if half is False else torch.float16
-    return torch.bfloat16 if half else torch.float32
-
-
-@torch.inference_mode()
 def stylize_frames(
     model: torch.nn.Module,
     frames: Iterable[np.ndarray],
     *,
     device: torch.device | str = "cpu",
     half: bool | None = None,
+    backend: str = "torch",
+    threads: int | None = None,
 ) -> Iterator[np.ndarray]:
-    """Stylize a clip frame by frame.
+    """Stylize one clip frame by frame.
 
     Args:
-        model: a :class:`~stablestyle.models.TransformerNet` (recurrent or per-frame).
+        model: a :class:`~stablestyle.models.TransformerNet` (recurrent or per-frame); never modified.
         frames: uint8 RGB frames ``(H, W, 3)`` of one clip, in order.
-        device: where the network runs; the model is moved there.
-        half: reduced precision (fp16 on CUDA, bf16 on CPU); ``None`` = fp16 on CUDA, fp32 on CPU.
+        device: where the network runs.
+        half: reduced precision (see :func:`precision_for`).
+        backend: a name of :data:`stablestyle.backends.BACKENDS` (``torch``, ``onnx``).
+        threads: CPU threads for inference (``None``: the library default).
 
     Yields:
         uint8 RGB frames ``(H, W, 3)``, the same size as the inputs.
     """
+    from .backends import make_backend
+
     device = torch.device(device)
-    dtype = inference_dtype(device, half)
-    model = model.to(device=device, dtype=dtype).eval()
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-        torch.backends.cudnn.benchmark = True
-    state = None
-    for frame in frames:
-        x = to_tensor(frame).to(device=device, dtype=dtype, non_blocking=True)
-        if device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
-        out, state = model(x, state)
-        yield to_uint8(out[0])
+    runner = make_backend(backend, model, device=device, precision=precision_for(device, half), threads=threads)
+    return runner.run(frames)

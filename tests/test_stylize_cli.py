@@ -11,7 +11,7 @@ from stablestyle.checkpoint import save_checkpoint
 from stablestyle.cli import main
 from stablestyle.models import TransformerNet
 from stablestyle.stylize import stylize_frames
-from stablestyle.video import open_source
+from stablestyle.video import open_source, read_image
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +127,15 @@ def test_input_is_never_the_output(tmp_path, bbb_clip, ckpt, capsys):
 def test_bad_options(tmp_path, bbb_clip, ckpt, capsys, flag):
     assert main(["stylize", str(bbb_clip), "-o", str(tmp_path / "o.mp4"), "--model", str(ckpt), *flag]) == 2
     _error(capsys)
+
+
+def test_onnx_backend_matches_torch(tmp_path, bikes_clip, ckpt):
+    outs = {}
+    for backend in ("torch", "onnx"):
+        out = tmp_path / backend
+        assert main(["stylize", str(bikes_clip), "-o", str(out), "--model", str(ckpt), "--quiet", "--max-frames",
+                     "3", "--backend", backend, "--threads", "1", "--no-half"]) == 0
+        outs[backend] = [read_image(p) for p in sorted(out.glob("*.png"))]
+    assert len(outs["onnx"]) == 3
+    for a, b in zip(outs["torch"], outs["onnx"]):
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # fp32 both ways; rounding at most

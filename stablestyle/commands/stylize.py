@@ -35,6 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="reduced precision (fp16 on GPU — the default there; bf16 on CPU)")
     p.add_argument("--no-half", dest="half", action="store_false", help="force fp32")
     p.add_argument("--backend", default="torch", help="inference backend for --method network: torch or onnx")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for inference (1 is fastest on a busy machine; see docs/PERFORMANCE.md)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from ..runtime import progress, resolve_device
     from ..video import check_output_path, open_sink, open_source
 
-    for name in ("max_size", "max_frames", "iterations", "size"):
+    for name in ("max_size", "max_frames", "iterations", "size", "threads"):
         _check_positive("--" + name.replace("_", "-"), getattr(args, name))
     device = resolve_device(args.device)
     check_output_path(args.output, [args.input], args.overwrite)
@@ -93,32 +95,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _network_method(args, device):
+    from ..backends import make_backend
+    from ..bundled import DEFAULT_MODEL
     from ..checkpoint import load_checkpoint
-    from ..errors import UserError
+    from ..stylize import precision_for
 
-    name = args.model
-    if name is None:
-        try:
-            from ..bundled import DEFAULT_MODEL
-        except ImportError:
-            raise UserError("no --model given and no bundled models are installed; pass --model CKPT") from None
-        name = DEFAULT_MODEL
-    model, meta = load_checkpoint(name)
+    model, meta = load_checkpoint(args.model or DEFAULT_MODEL)
     log.info("model %s: %s, step %s, trained by stablestyle %s", meta["path"], meta["model"], meta["step"],
              meta.get("version"))
-    if args.backend == "torch":
-        from ..stylize import stylize_frames
-
-        return lambda frames: stylize_frames(model, frames, device=device, half=args.half)
-    try:
-        from ..backends import make_backend
-    except ImportError:
-        raise UserError(f"unknown backend {args.backend!r}; valid: torch") from None
-    # --half means fp16 on a GPU and bf16 on the CPU (as in stylize_frames)
-    precision = "auto" if args.half is None else (("fp16" if device.type == "cuda" else "bf16") if args.half
-                                                  else "fp32")
-    backend = make_backend(args.backend, model, device=device, precision=precision)
-    return backend.run
+    # built before any frame is decoded, so a bad --backend / --threads fails with nothing written
+    runner = make_backend(args.backend, model, device=device, precision=precision_for(device, args.half),
+                          threads=args.threads)
+    return runner.run
 
 
 def _optimisation_method(args, device):
