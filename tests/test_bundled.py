@@ -1,0 +1,56 @@
+"""Every bundled model loads, carries its metadata, and stylizes frames; `stablestyle models` lists them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from stablestyle.bundled import DEFAULT_MODEL, available, bundled_path
+from stablestyle.checkpoint import file_sha256, load_checkpoint
+from stablestyle.cli import main
+from stablestyle.errors import UserError
+from stablestyle.stylize import stylize_frames
+
+SHIPPED_STYLES = ("scream", "udnie", "WomenHat")
+
+
+def test_the_shipped_set_is_complete():
+    names = available()
+    for style in SHIPPED_STYLES:
+        assert style in names
+    assert DEFAULT_MODEL in names and f"{DEFAULT_MODEL}-perframe" in names
+
+
+@pytest.mark.parametrize("name", available())
+def test_bundled_model_metadata_and_frames(name, assets):
+    model, meta = load_checkpoint(name)
+    perframe = name.endswith("-perframe")
+    style = name.removesuffix("-perframe")
+    assert meta["model"]["recurrent"] is (not perframe)
+    assert meta["config"]["mode"] == ("perframe" if perframe else "stable")
+    assert meta["config"]["style"] == f"{style}.jpg"
+    assert meta["style_sha256"] == file_sha256(assets / "styles" / f"{style}.jpg")
+    assert meta["step"] == meta["config"]["steps"] > 0
+    assert bundled_path(name).stat().st_size < 8e6  # half precision, a few MB at most
+    assert meta["metrics"]["val_instability"] > 0
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (36, 52, 3), dtype=np.uint8) for _ in range(3)]
+    out = list(stylize_frames(model, frames))
+    assert [f.shape for f in out] == [(36, 52, 3)] * 3 and all(f.dtype == np.uint8 for f in out)
+    assert not np.array_equal(out[0], frames[0])
+
+
+def test_unknown_name_lists_the_bundled_ones():
+    with pytest.raises(UserError, match="bundled models: .*scream"):
+        load_checkpoint("no-such-style")
+
+
+def test_models_command(capsys):
+    assert main(["models"]) == 0
+    text = capsys.readouterr().out
+    assert f"{DEFAULT_MODEL} (default)" in text and "measured:" in text
+    assert main(["models", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert sorted(r["name"] for r in rows) == available()
