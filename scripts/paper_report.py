@@ -56,9 +56,9 @@ def _checks(runs: list[dict], clip: str) -> tuple[list[str], bool]:
         all_ok &= ok
         miss = []
         if ri > 0.5:
-            miss.append(f"instability ratio {ri:.2f} misses 0.5 by {ri - 0.5:.2f}")
+            miss.append(f"instability ratio {ri:.3f} misses 0.5 by {ri - 0.5:.3f}")
         if rs > 1.2:
-            miss.append(f"style ratio {rs:.2f} misses 1.2 by {rs - 1.2:.2f}")
+            miss.append(f"style ratio {rs:.3f} misses 1.2 by {rs - 1.2:.3f}")
         lines.append(f"| {style} | {ri:.3f} | {rs:.3f} | {'yes' if ok else 'no: ' + '; '.join(miss)} |")
     return lines, all_ok
 
@@ -90,8 +90,9 @@ def main(argv: list[str]) -> int:
         "",
     ]
     for m in nets.get("models", []):
-        lines.append(f"- `{m.get('name')}` ({m.get('style')}): `{m.get('checkpoint')}`, network {m.get('network')}, "
-                     f"step {m.get('step')}")
+        net = m.get("model", {})
+        lines.append(f"- {m.get('name')} ({m.get('style')}): bundled `{m.get('checkpoint')}`, width {net.get('width')}, "
+                     f"recurrent {net.get('recurrent')}, {m.get('step')} training steps")
     lines += ["", "## Stable vs per-frame, and the optimisation baselines", ""]
     for clip, info in nets["clips"].items():
         lines.append(f"- clip `{clip}`: {info['frames']} frames at {info['size'][0]}x{info['size'][1]}, "

@@ -10,6 +10,8 @@
 #
 # Needs the bundled models (scripts/train_bundled.sh + scripts/bundle_models.py) and the shared assets.
 # Usage: scripts/reproduce_paper.sh            (CPU: about an hour on 2 cores; FIG3_STEPS etc. to change)
+# Steps whose output already exists are skipped (finished trainings, evaluate folders with results.json):
+# delete reports/paper/ and runs/paper/ to recompute everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export STABLESTYLE_ASSETS=${STABLESTYLE_ASSETS:-../shared/assets}
@@ -36,12 +38,12 @@ for name in $("$PY" -c "from stablestyle.bundled import available; print(' '.joi
   models+=(--model "stable=$name")
   [ -f "stablestyle/bundled/$name-perframe.pt" ] && models+=(--model "perframe=$name-perframe")
 done
-"${SS[@]}" evaluate "$SINTEL" "$WORK/generated" "${styles[@]}" "${models[@]}" --method input \
+[ -f "$OUT/networks/results.json" ] || "${SS[@]}" evaluate "$SINTEL" "$WORK/generated" "${styles[@]}" "${models[@]}" --method input \
   --max-size 320 --max-frames 16 --device "$DEVICE" --no-videos --overwrite --quiet -o "$OUT/networks"
 
 # --- table: optimisation baselines for the default style, small size
-"${SS[@]}" evaluate "$SINTEL" "$WORK/generated" --style "$A/styles/scream.jpg" --method gatys --method ruder \
-  --size 128 --iterations 30 --max-size 320 --max-frames 8 --device "$DEVICE" --no-videos --overwrite --quiet \
+[ -f "$OUT/baselines/results.json" ] || "${SS[@]}" evaluate "$SINTEL" "$WORK/generated" --style "$A/styles/scream.jpg" --method gatys --method ruder \
+  --size 128 --iterations 30 --max-size 320 --max-frames 6 --device "$DEVICE" --no-videos --overwrite --quiet \
   -o "$OUT/baselines"
 
 # --- Figure 3: short per-frame trainings (scripts/train_figure3.sh), instability vs Gram trace
@@ -51,7 +53,7 @@ for s in $FIG3_STYLES; do
   fig_models+=(--model "perframe=$WORK/fig3/$s/final.pt"); fig_styles+=(--style "$A/styles/$s.jpg")
   fig_images+=("$A/styles/$s.jpg")
 done
-"${SS[@]}" evaluate "$SINTEL" "${fig_styles[@]}" "${fig_models[@]}" --max-size 256 --max-frames 12 \
+[ -f "$OUT/figure3/results.json" ] || "${SS[@]}" evaluate "$SINTEL" "${fig_styles[@]}" "${fig_models[@]}" --max-size 256 --max-frames 12 \
   --device "$DEVICE" --no-videos --overwrite --quiet -o "$OUT/figure3"
 "${SS[@]}" analyze-style "${fig_images[@]}" --instability "$OUT/figure3/results.json" --method perframe \
   --plot "$OUT/figure3_trace_vs_instability.png" --json > "$OUT/figure3_analysis.json"
