@@ -123,7 +123,9 @@ def test_input_is_never_the_output(tmp_path, bbb_clip, ckpt, capsys):
     assert bbb_clip.read_bytes() == before
 
 
-@pytest.mark.parametrize("flag", [["--max-size", "0"], ["--device", "tpu"], ["--style", "x.jpg"]])
+@pytest.mark.parametrize("flag", [["--max-size", "0"], ["--device", "tpu"], ["--style", "x.jpg"],
+                                  ["--method", "gatys"], ["--method", "ruder", "--style", "x.jpg"],
+                                  ["--threads", "0"], ["--backend", "tensorrt"]])
 def test_bad_options(tmp_path, bbb_clip, ckpt, capsys, flag):
     assert main(["stylize", str(bbb_clip), "-o", str(tmp_path / "o.mp4"), "--model", str(ckpt), *flag]) == 2
     _error(capsys)
@@ -139,3 +141,14 @@ def test_onnx_backend_matches_torch(tmp_path, bikes_clip, ckpt):
     assert len(outs["onnx"]) == 3
     for a, b in zip(outs["torch"], outs["onnx"]):
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # fp32 both ways; rounding at most
+
+
+@pytest.mark.parametrize("method", ["gatys", "ruder"])
+def test_optimisation_methods_through_stylize(tmp_path, frames_dir, assets, method):
+    out = tmp_path / method
+    assert main(["stylize", str(frames_dir), "-o", str(out), "--method", method, "--style",
+                 str(assets / "styles" / "candy.jpg"), "--size", "48", "--iterations", "2", "--max-frames", "2",
+                 "--quiet"]) == 0
+    frames = sorted(out.glob("*.png"))
+    assert len(frames) == 2
+    assert read_image(frames[0]).shape == read_image(sorted(frames_dir.glob("*.png"))[0]).shape

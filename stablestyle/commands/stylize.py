@@ -73,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.style is None:
             raise UserError(f"--method {args.method} needs --style STYLE_IMAGE")
+        if args.model is not None or args.backend != "torch":
+            raise UserError(f"--model / --backend choose a trained network; --method {args.method} optimises "
+                            "each frame against --style instead (drop them, or use --method network)")
         frames_fn = _optimisation_method(args, device)
 
     start = time.perf_counter()
