@@ -33,3 +33,10 @@ def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "",
     from tqdm import tqdm
 
     return iter(tqdm(iterable, total=total, desc=desc, unit=unit, dynamic_ncols=True, **kwargs))
+
+
+def check_at_least(name: str, value: int | None, minimum: int = 1) -> None:
+    """:class:`UserError` unless ``value`` is ``None`` or a whole number ``>= minimum`` (a CLI option's check)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
+        wanted = "a positive integer" if minimum == 1 else f"a whole number >= {minimum}"
+        raise UserError(f"{name} must be {wanted}, got {value!r}")

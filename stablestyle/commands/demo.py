@@ -81,15 +81,13 @@ def _stylize(model_name: str, frames: list[np.ndarray], device, quiet: bool):
 def run(args: argparse.Namespace) -> int:
     from ..atomic import staged_folder, write_text_atomic
     from ..bundled import DEFAULT_MODEL
-    from ..errors import UserError
     from ..evaluate.clips import clip_instability, load_clip
     from ..paths import sample_video
     from ..report import provenance
-    from ..runtime import resolve_device
+    from ..runtime import check_at_least, resolve_device
     from ..video import check_output_path, open_sink, to_tensor
 
-    if args.max_size is not None and args.max_size < 16:
-        raise UserError(f"--max-size must be at least 16, got {args.max_size}")
+    check_at_least("--max-size", args.max_size, 16)
     source = Path(args.input) if args.input else sample_video("bigbuckbunny.mp4")
     model_name = args.model or DEFAULT_MODEL
     baseline_name = args.baseline or _default_baseline(model_name)

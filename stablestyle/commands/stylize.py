@@ -41,13 +41,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _check_positive(name: str, value: int | None) -> None:
-    from ..errors import UserError
-
-    if value is not None and value <= 0:
-        raise UserError(f"{name} must be a positive integer, got {value}")
-
-
 def _limit(frames, max_frames):
     for i, frame in enumerate(frames):
         if max_frames is not None and i >= max_frames:
@@ -57,11 +50,11 @@ def _limit(frames, max_frames):
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import UserError
-    from ..runtime import progress, resolve_device
+    from ..runtime import check_at_least, progress, resolve_device
     from ..video import check_output_path, open_sink, open_source
 
     for name in ("max_size", "max_frames", "iterations", "size", "threads"):
-        _check_positive("--" + name.replace("_", "-"), getattr(args, name))
+        check_at_least("--" + name.replace("_", "-"), getattr(args, name))
     device = resolve_device(args.device)
     check_output_path(args.output, [args.input], args.overwrite)
 

@@ -101,13 +101,11 @@ def run(args: argparse.Namespace) -> int:
     from ..backends import make_backend
     from ..checkpoint import load_checkpoint
     from ..errors import UserError
-    from ..runtime import resolve_device
+    from ..runtime import check_at_least, resolve_device
     from ..video import check_output_path, open_sink, output_kind, resized_size
 
     for name in ("max_size", "max_frames", "threads"):
-        value = getattr(args, name)
-        if value is not None and value <= 0:
-            raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+        check_at_least("--" + name.replace("_", "-"), getattr(args, name))
     if args.record is not None:
         if output_kind(args.record) != "video":
             raise UserError(f"--record {args.record}: give a video file name ending in .mp4, .mov or .mkv")

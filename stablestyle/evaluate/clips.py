@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import UserError
+from ..runtime import check_at_least
 from ..flow import FLOW_METHODS, flow_pair, flow_to_tensor, inbounds_mask, read_flo, reliability_mask
 from ..video import IMAGE_SUFFIXES, natural_key, open_source
 from .metrics import instability, warping_error_per_frame
@@ -256,11 +257,6 @@ def _synthetic_ground_truth(path: Path, n_frames: int) -> GroundTruth:
                                  n_frames, path)
 
 
-def _check_limit(name: str, value: int | None, minimum: int) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
-        raise UserError(f"{name} must be a whole number >= {minimum}, got {value!r}")
-
-
 def load_clip(path: str | Path, *, max_size: int | None = None, max_frames: int | None = None,
               flow_method: str = "dis", name: str | None = None) -> Clip:
     """Decode an evaluation clip and attach its ground truth, if it has one.
@@ -279,7 +275,7 @@ def load_clip(path: str | Path, *, max_size: int | None = None, max_frames: int 
             unknown flow method, inconsistent ground truth.
     """
     path = Path(path)
-    _check_limit("--max-frames", max_frames, 2)
+    check_at_least("--max-frames", max_frames, 2)
     if flow_method not in FLOW_METHODS:
         raise UserError(f"unknown flow method {flow_method!r}; valid: {', '.join(sorted(FLOW_METHODS))}")
     if not path.exists():

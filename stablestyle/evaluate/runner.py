@@ -40,6 +40,7 @@ import torch
 
 from ..atomic import check_output_folder, publish_folder, temp_beside, write_text_atomic
 from ..errors import UserError
+from ..runtime import check_at_least
 from .clips import Clip, clip_instability, clip_warping_error, load_clip
 from .methods import MethodOptions, ModelMethod, Process, check_method_name, load_model_method, make_method
 from .metrics import Speed, measure_stream, perceptual_losses
@@ -122,11 +123,6 @@ def _unique(names: Sequence[str]) -> list[str]:
         seen[name] = seen.get(name, 0) + 1
         out.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
     return out
-
-
-def _check_positive(name: str, value: int | None, minimum: int = 1) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
-        raise UserError(f"{name} must be a whole number >= {minimum}, got {value!r}")
 
 
 def _load_styles(paths: Sequence[str]) -> list[_Style]:
@@ -231,10 +227,10 @@ def run_evaluation(config: EvalConfig, argv: Sequence[str] | None = None) -> dic
     out = Path(config.output)
     check_output_folder(out, config.overwrite, marker="results.json", what="an evaluation folder", noun="report")
     for name, value in (("--max-frames", config.max_frames),):
-        _check_positive(name, value, 2)
+        check_at_least(name, value, 2)
     for name, value in (("--max-size", config.max_size), ("--iterations", config.iterations),
                         ("--size", config.size), ("--style-size", config.style_size)):
-        _check_positive(name, value, 16 if "size" in name else 1)
+        check_at_least(name, value, 16 if "size" in name else 1)
     if not config.clips:
         raise UserError("no clips given; pass video files, frame folders or ground-truth clip folders")
     methods = _split_methods(config.methods)
