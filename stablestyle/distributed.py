@@ -17,6 +17,7 @@ exactly the data it would have seen without the interruption.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import os
@@ -97,9 +98,23 @@ def setup(device: torch.device) -> DistContext:
     return DistContext(rank=rank, world_size=world, local_rank=local_rank, device=device)
 
 
-def cleanup(ctx: DistContext) -> None:
-    """Leave the process group (no-op on a single process)."""
+def cleanup(ctx: DistContext, *, together: bool = True) -> None:
+    """Leave the process group (no-op on a single process).
+
+    Args:
+        together: wait at a barrier first, so that no rank shuts its gloo/NCCL
+            connections down while a peer is still working (writing the final
+            checkpoint); a rank that does can abort with "terminate called
+            without an active exception".  Pass False on an error path, where
+            a peer may never reach the barrier.
+
+    Release objects that hold the group (a DistributedDataParallel wrapper)
+    before calling this, so the group is not finalised during interpreter exit.
+    """
     if ctx.enabled and dist.is_initialized():
+        if together:
+            barrier(ctx)
+        gc.collect()
         dist.destroy_process_group()
 
 

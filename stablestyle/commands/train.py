@@ -145,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
     resolve_amp(config.amp, device)
 
     ctx = distributed.setup(device)
+    trainer = None
+    finished = False
     try:
         trainer = Trainer(config, ctx=ctx, quiet=args.quiet)
         if resume_from is not None:
@@ -153,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
             clear_run_dir(Path(config.out).expanduser())
         distributed.barrier(ctx)
         trainer.fit()
+        finished = True
     finally:
-        distributed.cleanup(ctx)
+        del trainer  # drop the DDP wrapper (it holds the process group) before leaving the group
+        distributed.cleanup(ctx, together=finished)
     return 0
