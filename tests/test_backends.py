@@ -199,16 +199,23 @@ def test_recurrent_state_changes_the_output():
     assert (fresh - after_a).abs().max() > 1e-3
 
 
+def _diffs_over_clip(reference, candidate, frames, dtype) -> list[torch.Tensor]:
+    """Run both backends over ``frames`` as one clip (each feeding back its own state); the per-frame
+    absolute differences, after checking that ``candidate`` really computes in ``dtype``."""
+    diffs, s_ref, s_cand = [], None, None
+    for f in frames:
+        a, s_ref = reference.step(f, s_ref)
+        b, s_cand = candidate.step(f, s_cand)
+        assert b.dtype == dtype
+        diffs.append((a - b.float()).abs())
+    return diffs
+
+
 def test_bf16_close_to_fp32():
     net = _net(width=0.5)
     f32 = make_backend("torch", net, device="cpu", precision="fp32")
     b16 = make_backend("torch", net, device="cpu", precision="bf16")
-    s32 = s16 = None
-    for f in _frames(3, 37, 61):
-        a, s32 = f32.step(f, s32)
-        b, s16 = b16.step(f, s16)
-        assert b.dtype == torch.bfloat16
-        diff = (a - b.float()).abs()
+    for diff in _diffs_over_clip(f32, b16, _frames(3, 37, 61), torch.bfloat16):
         assert diff.max() <= BF16_MAX_ABS and diff.mean() <= BF16_MEAN_ABS
 
 
@@ -216,7 +223,7 @@ FP16_DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.c
                                                                       reason="needs a CUDA GPU"))]
 
 
-def _fp16_backend(net, device: str, precision: str):
+def _torch_backend(net, device: str, precision: str):
     """The torch backend at ``precision``; built directly because :func:`make_backend` refuses fp16 on CPU
     (slow kernels), while the numerics -- fp16 autocast over the same network -- are what is checked here."""
     return TorchBackend(net, device=torch.device(device), precision=precision, threads=None, channels_last=True,
@@ -232,13 +239,8 @@ def test_fp16_close_to_fp32(device, model):
         net = _net(seed=1, width=float(model.split("-w")[1]))
     else:
         net = load_checkpoint(model)[0].float().eval()
-    f32, f16 = _fp16_backend(net, device, "fp32"), _fp16_backend(net, device, "fp16")
-    s32 = s16 = None
-    for f in _frames(4, 37, 61, seed=2):
-        a, s32 = f32.step(f, s32)
-        b, s16 = f16.step(f, s16)
-        assert b.dtype == torch.float16
-        diff = (a - b.float()).abs()
+    f32, f16 = _torch_backend(net, device, "fp32"), _torch_backend(net, device, "fp16")
+    for diff in _diffs_over_clip(f32, f16, _frames(4, 37, 61, seed=2), torch.float16):
         assert diff.max() <= FP16_MAX_ABS and diff.mean() <= FP16_MEAN_ABS, (diff.max().item(), diff.mean().item())
 
 
