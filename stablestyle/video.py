@@ -26,7 +26,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import torch
@@ -51,6 +50,16 @@ FRAME_PATTERN = "frame_{:05d}.png"
 
 _CONTAINER_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
 _RGB_HINT = "convert it first, e.g. with Pillow: Image.open(p).convert('RGB').save(q)"
+
+
+def _pyav():
+    """PyAV, imported on first use, so that frame folders and images are read and written without it."""
+    try:
+        import av
+    except ImportError as exc:
+        raise UserError(f"video files need PyAV, which does not import here ({exc}); pip install av, "
+                        "or give a folder of frames") from None
+    return av
 
 
 # ----------------------------------------------------------------------------- conversions
@@ -343,6 +352,7 @@ class FrameSource:
 
 def _open_decoder(path: Path):
     """Open ``path`` with PyAV: ``(container, iterator of RGB uint8 frames)`` (display rotation applied)."""
+    av = _pyav()
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
@@ -364,6 +374,7 @@ def _open_decoder(path: Path):
 
 def _next_frame(frames: Iterator[np.ndarray], path: Path, index: int) -> np.ndarray | None:
     """Next decoded frame or ``None`` at the end; decoder errors become a :class:`UserError`."""
+    av = _pyav()
     try:
         return next(frames)
     except StopIteration:
@@ -561,6 +572,7 @@ class FrameSink:
         self.num_written = 0
         self._frame_shape: tuple[int, ...] | None = None
         self._image: np.ndarray | None = None
+        self._av = None  # PyAV, for video files only
         self._container = None
         self._stream = None
         self._pad = (0, 0)
@@ -573,6 +585,7 @@ class FrameSink:
         self._tmp = temp_beside(path, folder=self.kind == "frames")
         try:
             if self.kind == "video":
+                av = self._av = _pyav()
                 options = {"movflags": "+faststart"} if path.suffix.lower() in (".mp4", ".mov") else {}
                 self._container = av.open(str(self._tmp), "w", format=_CONTAINER_FORMATS[path.suffix.lower()],
                                           options=options)
@@ -600,8 +613,8 @@ class FrameSink:
     # -- audio ---------------------------------------------------------------------------
     def _open_audio(self, audio_from: Path) -> None:
         try:
-            container = av.open(str(audio_from), metadata_errors="ignore")
-        except (av.FFmpegError, OSError) as exc:
+            container = self._av.open(str(audio_from), metadata_errors="ignore")
+        except (self._av.FFmpegError, OSError) as exc:
             raise UserError(f"{audio_from}: cannot read its audio ({exc})") from None
         if not container.streams.audio:
             log.debug("%s has no audio stream; writing video only", audio_from)
@@ -630,7 +643,7 @@ class FrameSink:
                 except StopIteration:
                     self._audio_packets = None
                     return
-                except (av.FFmpegError, OSError) as exc:
+                except (self._av.FFmpegError, OSError) as exc:
                     log.warning("stopped copying audio: %s", exc)
                     self._audio_packets = None
                     return
@@ -692,7 +705,7 @@ class FrameSink:
     def _write_video(self, frame: np.ndarray) -> None:
         if any(self._pad):
             frame = np.pad(frame, ((0, self._pad[0]), (0, self._pad[1]), (0, 0)), mode="edge")
-        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        vf = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
         vf.pts = self.num_written
         for packet in self._stream.encode(vf):
             self._container.mux(packet)
@@ -741,7 +754,7 @@ class FrameSink:
         if self._container is not None:
             try:
                 self._container.close()
-            except (av.FFmpegError, OSError):  # the file is deleted anyway
+            except (self._av.FFmpegError, OSError):  # the file is deleted anyway
                 pass
             self._container = None
         self._close_audio()

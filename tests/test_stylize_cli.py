@@ -152,3 +152,34 @@ def test_optimisation_methods_through_stylize(tmp_path, frames_dir, assets, meth
     frames = sorted(out.glob("*.png"))
     assert len(frames) == 2
     assert read_image(frames[0]).shape == read_image(sorted(frames_dir.glob("*.png"))[0]).shape
+
+
+_WITHOUT_PYAV = """
+import sys
+sys.modules["av"] = None  # `import av` now raises ImportError, as where PyAV is not installed
+from stablestyle.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_frame_folders_and_images_need_no_pyav(tmp_path, frames_dir, bbb_clip, ckpt):
+    """Without PyAV, frame folders and images still work; a video file is a one-line user error."""
+    import subprocess
+    import sys
+
+    def cli(*argv):
+        return subprocess.run([sys.executable, "-c", _WITHOUT_PYAV, *map(str, argv)], capture_output=True,
+                              text=True, timeout=120)
+
+    out = tmp_path / "styled"
+    done = cli("stylize", frames_dir, "-o", out, "--model", ckpt, "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert len(list(out.glob("*.png"))) == 5
+    img = tmp_path / "one.png"
+    assert cli("stylize", sorted(frames_dir.glob("*.png"))[0], "-o", img, "--model", ckpt, "--quiet").returncode == 0
+    assert read_image(img).shape[:2] == read_image(sorted(frames_dir.glob("*.png"))[0]).shape[:2]
+    for argv in (("stylize", bbb_clip, "-o", tmp_path / "a.png"), ("stylize", frames_dir, "-o", tmp_path / "b.mp4")):
+        failed = cli(*argv, "--model", ckpt, "--quiet")
+        assert failed.returncode == 2
+        assert "pip install av" in failed.stderr.strip().splitlines()[-1] and "Traceback" not in failed.stderr
+    assert not (tmp_path / "b.mp4").exists() and not list(tmp_path.glob(".*b.mp4*"))
