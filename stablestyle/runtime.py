@@ -40,3 +40,21 @@ def check_at_least(name: str, value: int | None, minimum: int = 1) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
         wanted = "a positive integer" if minimum == 1 else f"a whole number >= {minimum}"
         raise UserError(f"{name} must be {wanted}, got {value!r}")
+
+
+_DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str, name: str = "--time-limit") -> float:
+    """``"90s"``, ``"20m"``, ``"1.5h"`` or a bare number of minutes -> seconds (> 0); else :class:`UserError`."""
+    value = str(text).strip().lower()
+    unit = value[-1:] if value[-1:] in _DURATION_UNITS else "m"
+    number = value[:-1] if value[-1:] in _DURATION_UNITS else value
+    try:
+        seconds = float(number) * _DURATION_UNITS[unit]
+    except ValueError:
+        seconds = float("nan")
+    if not (seconds > 0 and seconds != float("inf")):
+        raise UserError(f"{name} must be a positive duration such as 90s, 20m or 1.5h (a bare number is "
+                        f"minutes), got {text!r}")
+    return seconds

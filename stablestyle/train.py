@@ -88,6 +88,8 @@ STOP_CHECK_EVERY = 10
 #: Files a run folder may hold (``--overwrite`` removes only a folder that has ``config.yaml``).
 CONFIG_NAME, LOG_NAME, VAL_NAME = "config.yaml", "log.csv", "val.csv"
 LAST_NAME, FINAL_NAME, SAMPLES_NAME = "last.pt", "final.pt", "samples"
+#: The clock of ``fit(time_limit=...)`` (a module attribute so tests can replace it).
+_clock = time.monotonic
 
 
 # ============================================================================= configuration
@@ -897,8 +899,12 @@ class Trainer:
             raise FloatingPointError(f"the network's weights became NaN / inf by step {self.step}; not saving. "
                                      f"Resume from the last good checkpoint with a lower learning rate")
 
-    def fit(self) -> dict[str, float]:
+    def fit(self, time_limit: float | None = None) -> dict[str, float]:
         """Train from ``self.step`` to ``config.steps``; returns the last logged metrics.
+
+        ``time_limit`` (seconds of this call, ``None``: none) stops earlier, after
+        the step during which it ran out: the run is logged, validated and saved
+        as at the end (``last.pt`` to resume with more time, ``final.pt`` to use).
 
         On SIGINT / SIGTERM the current step completes, ``last.pt`` is written
         and ``KeyboardInterrupt`` is raised (the CLI exits 130).  A second
@@ -922,15 +928,41 @@ class Trainer:
         bar = _progress_bar(total=cfg.steps, initial=self.step, quiet=self.quiet)
         sums: dict[str, torch.Tensor] = {}
         count, since, overhead = 0, time.perf_counter(), 0.0
-        interrupted = False
+        deadline = None if time_limit is None else _clock() + time_limit
+        interrupted = timed_out = False
+        validated_at, first_step = -1, self.step  # a time limit still lets one step run
+
+        def log_step() -> None:  # mean losses since the last row (a collective: every rank calls it)
+            nonlocal sums, count, since, overhead
+            names = list(sums)
+            # .tolist() waits for the device, so the wall time below covers the real work
+            means = all_reduce_mean(torch.stack([sums[k] for k in names]) / count, self.ctx).tolist()
+            self.last_metrics = dict(zip(names, means))
+            self._check_finite(self.last_metrics)
+            speed = images_per_step * count / max(time.perf_counter() - since - overhead, 1e-9)
+            if main:
+                log_file.write({"step": self.step, **self.last_metrics, "images_per_s": speed,
+                                "lr": self.optimizer.param_groups[0]["lr"]})
+            bar.set_postfix(loss=f"{self.last_metrics['total']:.4g}", img_s=f"{speed:.1f}", refresh=False)
+            sums, count, since, overhead = {}, 0, time.perf_counter(), 0.0
+
+        def validate_step() -> None:
+            nonlocal validated_at
+            self.last_val = self.validate()
+            val_file.write({"step": self.step, **self.last_val})
+            validated_at = self.step
+
         try:
             with _StopRequest() as stop:
                 while self.step < cfg.steps:
                     # one process: check every step; several: a collective every STOP_CHECK_EVERY steps
-                    if (not self.ctx.enabled or self.step % STOP_CHECK_EVERY == 0) and any_rank(stop.requested,
-                                                                                                  self.ctx):
-                        interrupted = True
-                        break
+                    if not self.ctx.enabled or self.step % STOP_CHECK_EVERY == 0:
+                        if any_rank(stop.requested, self.ctx):
+                            interrupted = True
+                            break
+                        if deadline is not None and self.step > first_step and any_rank(_clock() >= deadline, self.ctx):
+                            timed_out = True
+                            break
                     try:
                         batch = next(batches)
                     except Exception:
@@ -944,22 +976,10 @@ class Trainer:
                     count += 1
                     bar.update(1)
                     if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                        names = list(sums)
-                        # .tolist() waits for the device, so the wall time below covers the real work
-                        means = all_reduce_mean(torch.stack([sums[k] for k in names]) / count, self.ctx).tolist()
-                        self.last_metrics = dict(zip(names, means))
-                        self._check_finite(self.last_metrics)
-                        speed = images_per_step * count / max(time.perf_counter() - since - overhead, 1e-9)
-                        if main:
-                            log_file.write({"step": self.step, **self.last_metrics, "images_per_s": speed,
-                                            "lr": self.optimizer.param_groups[0]["lr"]})
-                        bar.set_postfix(loss=f"{self.last_metrics['total']:.4g}", img_s=f"{speed:.1f}",
-                                        refresh=False)
-                        sums, count, since, overhead = {}, 0, time.perf_counter(), 0.0
+                        log_step()
                     t0 = time.perf_counter()
                     if main and (self.step % cfg.validate_every == 0 or self.step == cfg.steps):
-                        self.last_val = self.validate()
-                        val_file.write({"step": self.step, **self.last_val})
+                        validate_step()
                     if main and self.step % cfg.sample_every == 0:
                         self.write_sample(self.run_dir / SAMPLES_NAME / f"step_{self.step:08d}.png")
                     if self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
@@ -968,6 +988,11 @@ class Trainer:
                         if main:
                             self.save(self.run_dir / LAST_NAME, resumable=True, rng=rng)
                     overhead += time.perf_counter() - t0
+                if timed_out:  # log and validate the step reached, as at the end of a run
+                    if count:
+                        log_step()
+                    if main and validated_at != self.step:
+                        validate_step()
         except KeyboardInterrupt:
             if main and not self._in_update:
                 self.save(self.run_dir / LAST_NAME, resumable=True)
@@ -988,7 +1013,11 @@ class Trainer:
             raise KeyboardInterrupt
         if main:
             self.save(self.run_dir / FINAL_NAME, resumable=False)
-            log.info("finished %d steps; model: %s", self.step, self.run_dir / FINAL_NAME)
+            if timed_out:
+                log.warning("time limit reached at step %d of %d; model so far: %s; train on with: stablestyle "
+                            "train --resume %s", self.step, cfg.steps, self.run_dir / FINAL_NAME, self.run_dir)
+            else:
+                log.info("finished %d steps; model: %s", self.step, self.run_dir / FINAL_NAME)
         return dict(self.last_metrics)
 
 

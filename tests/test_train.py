@@ -380,6 +380,39 @@ def test_kill_and_resume_reproduces_the_uninterrupted_run(assets, content_dir, t
     assert losses == [{k: v for k, v in r.items() if k != "images_per_s"} for r in read_log(uninterrupted / "log.csv")]
 
 
+def test_time_limit_stops_saves_and_resumes_like_the_uninterrupted_run(assets, content_dir, tmp_path, monkeypatch,
+                                                                       uninterrupted):
+    from stablestyle.checkpoint import read_checkpoint
+
+    now = [0.0]  # a fake clock: every optimiser step takes 10 s
+    original = Trainer.train_step
+
+    def train_step(self, batch):
+        now[0] += 10.0
+        return original(self, batch)
+
+    run = tmp_path / "run"
+    config = tiny_config(assets, content_dir, run, checkpoint_every=3, log_every=3)
+    with monkeypatch.context() as patch:
+        patch.setattr("stablestyle.train._clock", lambda: now[0])
+        patch.setattr(Trainer, "train_step", train_step)
+        metrics = Trainer(config, loss_net=StandInEncoder(), quiet=True).fit(time_limit=35.0)
+    # steps start at t = 0, 10, 20, 30; at t = 40 the limit has passed: stopped after step 4 of 6
+    last, final = read_checkpoint(run / "last.pt"), read_checkpoint(run / "final.pt")
+    assert last["step"] == final["step"] == 4 and last["training_state"]["step"] == 4
+    assert [r["step"] for r in read_log(run / "log.csv")] == ["3", "4"]  # the steps after the last row are logged
+    assert float(read_log(run / "log.csv")[-1]["total"]) == pytest.approx(metrics["total"], rel=1e-5)
+    assert [r["step"] for r in read_log(run / "val.csv")] == ["4"] and "val_instability" in final["metrics"]
+
+    trainer = Trainer(config, loss_net=StandInEncoder(), quiet=True)
+    trainer.restore(run / "last.pt")
+    trainer.fit(time_limit=3600.0)  # enough: runs to the end
+    got, want = read_checkpoint(run / "final.pt"), read_checkpoint(uninterrupted / "final.pt")
+    assert got["step"] == want["step"] == 6
+    for name, value in want["state_dict"].items():
+        assert torch.equal(got["state_dict"][name], value), name
+
+
 def test_keyboard_interrupt_saves_last(assets, content_dir, tmp_path, monkeypatch):
     from stablestyle.checkpoint import read_checkpoint
 

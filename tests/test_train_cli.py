@@ -91,6 +91,20 @@ def test_ctrl_c_saves_last_and_resume_matches_the_uninterrupted_run(assets, cont
     assert [r["total"] for r in read_log(run / "log.csv")] == [r["total"] for r in read_log(cli_run / "log.csv")]
 
 
+def test_time_limit_flag_stops_early_with_a_usable_model_and_resumes(assets, content_dir, tmp_path, caplog):
+    """A time limit too short for any step still runs one (real clock, so no later step is asserted)."""
+    run = tmp_path / "run"
+    assert main(train_args(assets, content_dir, run, 1000, "--time-limit", "0.001s")) == 0
+    final = read_checkpoint(run / "final.pt")
+    assert final["step"] == read_checkpoint(run / "last.pt")["step"] == 1
+    assert "time limit reached at step 1 of 1000" in caplog.text and f"--resume {run}" in caplog.text
+    assert [r["step"] for r in read_log(run / "val.csv")] == ["1"]
+    model, _ = load_checkpoint(run / "final.pt")
+    assert model(torch.rand(1, 3, 32, 32))[0].shape == (1, 3, 32, 32)
+    assert main(["train", "--resume", str(run), "--steps", "3", "--quiet"]) == 0
+    assert read_checkpoint(run / "final.pt")["step"] == 3 and "time_limit" not in read_checkpoint(run / "final.pt")["config"]
+
+
 def test_torchrun_two_processes_train_and_resume(assets, content_dir, tmp_path):
     run = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
@@ -129,6 +143,7 @@ def _existing(tmp_path: Path, run_folder: bool) -> Path:
     ("fp16 on cpu", "needs a CUDA GPU"),
     ("resume non-run", "is not a run folder"),
     ("resume changes width", "cannot change width"),
+    ("bad time limit", "--time-limit must be a positive duration such as 90s, 20m or 1.5h"),
 ])
 def test_bad_input_is_a_one_line_error(assets, content_dir, cli_run, tmp_path, capsys, case, message):
     out = tmp_path / "new_run"
@@ -157,6 +172,8 @@ def test_bad_input_is_a_one_line_error(assets, content_dir, cli_run, tmp_path, c
         args += ["--config", str(tmp_path / "c.yaml")]
     elif case == "fp16 on cpu":
         args += ["--amp", "fp16", "--device", "cpu"]
+    elif case == "bad time limit":
+        args += ["--time-limit", "soon"]
     elif case == "resume non-run":
         args = ["train", "--resume", str(tmp_path)]
     elif case == "resume changes width":

@@ -70,6 +70,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--channels-last", dest="channels_last", action="store_const", const=True)
     g.add_argument("--no-channels-last", dest="channels_last", action="store_const", const=False)
     g.add_argument("--workers", type=int, help="DataLoader worker processes (default 2)")
+    g.add_argument("--time-limit", metavar="DURATION",
+                   help="stop earlier, when this much time has passed (90s, 20m, 1.5h; a bare number is minutes): "
+                        "final.pt then holds the weights so far and --resume trains on")
     g = p.add_argument_group("run folder")
     g.add_argument("--out", help="run folder (config.yaml, log.csv, val.csv, samples/, last.pt, final.pt)")
     g.add_argument("--config", help="YAML config (see configs/); flags override it")
@@ -127,10 +130,11 @@ def _resume_config(args: argparse.Namespace, overrides: dict):
 
 def run(args: argparse.Namespace) -> int:
     from .. import distributed
-    from ..runtime import resolve_device
+    from ..runtime import parse_duration, resolve_device
     from ..train import Trainer, TrainConfig, check_inputs, clear_run_dir, config_from_dict, load_config, \
         prepare_run_dir, resolve_amp
 
+    time_limit = parse_duration(args.time_limit) if args.time_limit is not None else None
     overrides = _overrides(args)
     resume_from = None
     if args.resume:
@@ -154,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         elif args.overwrite and ctx.is_main:
             clear_run_dir(Path(config.out).expanduser())
         distributed.barrier(ctx)
-        trainer.fit()
+        trainer.fit(time_limit=time_limit)
         finished = True
     finally:
         del trainer  # drop the DDP wrapper (it holds the process group) before leaving the group
