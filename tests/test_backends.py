@@ -207,7 +207,7 @@ def _diffs_over_clip(reference, candidate, frames, dtype) -> list[torch.Tensor]:
         a, s_ref = reference.step(f, s_ref)
         b, s_cand = candidate.step(f, s_cand)
         assert b.dtype == dtype
-        diffs.append((a - b.float()).abs())
+        diffs.append((a.float().cpu() - b.float().cpu()).abs())
     return diffs
 
 
@@ -219,8 +219,8 @@ def test_bf16_close_to_fp32():
         assert diff.max() <= BF16_MAX_ABS and diff.mean() <= BF16_MEAN_ABS
 
 
-FP16_DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
-                                                                      reason="needs a CUDA GPU"))]
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+FP16_DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
 
 
 def _torch_backend(net, device: str, precision: str):
@@ -242,6 +242,73 @@ def test_fp16_close_to_fp32(device, model):
     f32, f16 = _torch_backend(net, device, "fp32"), _torch_backend(net, device, "fp16")
     for diff in _diffs_over_clip(f32, f16, _frames(4, 37, 61, seed=2), torch.float16):
         assert diff.max() <= FP16_MAX_ABS and diff.mean() <= FP16_MEAN_ABS, (diff.max().item(), diff.mean().item())
+
+
+# ----------------------------------------------------------------------------- CUDA paths (run where a GPU is)
+
+@needs_cuda
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
+def test_cuda_close_to_cpu_fp32(precision):
+    """The CUDA kernels (cuDNN, channels-last; fp32 convs may use TF32) against CPU fp32 over a sequence."""
+    net = _net(seed=1, width=0.5)
+    cpu = make_backend("torch", net, device="cpu", precision="fp32")
+    gpu = make_backend("torch", net, device="cuda", precision=precision)
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    max_abs, mean_abs = (BF16_MAX_ABS, BF16_MEAN_ABS) if precision == "bf16" else (FP16_MAX_ABS, FP16_MEAN_ABS)
+    for diff in _diffs_over_clip(cpu, gpu, _frames(4, 37, 61, seed=2), dtype):
+        assert diff.max() <= max_abs and diff.mean() <= mean_abs, (diff.max().item(), diff.mean().item())
+
+
+@needs_cuda
+def test_cuda_graphs_match_eager():
+    """Replaying captured graphs (one per frame size, inputs copied into static buffers) gives eager's output."""
+    net = _net(seed=1, width=0.5)
+    eager = make_backend("torch", net, device="cuda")
+    graphs = make_backend("torch", net, device="cuda", cuda_graphs=True)
+    for clip in (_frames(4, 37, 61), _frames(3, 48, 64, seed=1), _frames(2, 37, 61, seed=3)):
+        for diff in _diffs_over_clip(eager, graphs, clip, torch.float16):
+            assert diff.max() <= 2e-3, diff.max().item()
+    assert sorted(graphs._graphs) == [(1, 3, 37, 61), (1, 3, 48, 64)]  # the third clip reused the first capture
+
+
+@needs_cuda
+@pytest.mark.parametrize("cuda_graphs", [False, True])
+def test_cuda_streaming_run_matches_the_generic_loop(cuda_graphs):
+    """``run`` on CUDA (pinned buffers, async copies, one frame in flight) hands out what step + quantize give,
+    in order, across a change of frame size."""
+    from stablestyle.backends import Backend
+
+    net = _net(seed=1, width=0.5)
+    backend = make_backend("torch", net, device="cuda", cuda_graphs=cuda_graphs)
+    frames = _frames(5, 37, 61) + _frames(3, 48, 64, seed=1)
+    streamed = list(backend.run(iter(frames)))
+    generic = list(Backend.run(backend, iter(frames)))
+    assert [f.shape for f in streamed] == [f.shape for f in frames]
+    for a, b in zip(streamed, generic):
+        assert a.dtype == np.uint8 and np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+@needs_cuda
+def test_cuda_stylize_streams_equals_running_each_clip_alone():
+    backend = make_backend("torch", _net(seed=1, width=0.5), device="cuda")
+    clips = [_frames(3, 37, 61, seed=1), _frames(2, 37, 61, seed=2), _frames(3, 48, 64, seed=3)]
+    got: dict[int, list[np.ndarray]] = {}
+    for i, frame in stylize_streams(clips, backend, max_batch=8):
+        got.setdefault(i, []).append(frame)
+    for i, clip in enumerate(clips):
+        alone = list(backend.run(clip))
+        assert len(alone) == len(got[i])
+        for a, b in zip(alone, got[i]):
+            assert np.abs(a.astype(int) - b.astype(int)).max() <= 2  # fp16, batched kernels may round differently
+
+
+@needs_cuda
+def test_cuda_compiled_close_to_eager():
+    net = _net(seed=1, width=0.5)
+    eager = make_backend("torch", net, device="cuda")
+    compiled = make_backend("torch", net, device="cuda", compile="default")
+    for diff in _diffs_over_clip(eager, compiled, _frames(3, 37, 61), torch.float16):
+        assert diff.max() <= FP16_MAX_ABS, diff.max().item()
 
 
 def test_run_restarts_state_when_the_size_changes():

@@ -306,6 +306,26 @@ def test_videos_and_stills_with_bf16_and_channels_last(assets, content_dir, bike
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.net.parameters()))
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("amp", ["fp16", "bf16"])
+def test_cuda_mixed_precision_run(assets, content_dir, tmp_path, amp):
+    """On a GPU: autocast (fp16 with the gradient scaler, or bf16), channels-last, the temporal loss (stills
+    with synthetic motion: no PyAV needed); fp32 weights that load on the CPU afterwards."""
+    from stablestyle.checkpoint import load_checkpoint
+
+    config = tiny_config(assets, content_dir, tmp_path / "run", device="cuda", amp=amp, channels_last=True,
+                         steps=4, log_every=2)
+    trainer = Trainer(config, loss_net=StandInEncoder(), quiet=True)
+    assert trainer.scaler.is_enabled() == (amp == "fp16")
+    before = [p.detach().clone() for p in trainer.net.parameters()]
+    metrics = trainer.fit()
+    assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values()) and metrics["temporal"] > 0
+    assert all(p.dtype == torch.float32 and p.is_cuda for p in trainer.net.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.net.parameters()))
+    model, _ = load_checkpoint(tmp_path / "run" / "final.pt")
+    assert next(model.parameters()).device.type == "cpu"
+
+
 def test_temporal_loss_lowers_instability(assets, content_dir, tmp_path):
     """Same seed, data and init; only the temporal weight differs.
 
