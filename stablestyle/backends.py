@@ -349,10 +349,20 @@ class TorchBackend(Backend):
     @torch.inference_mode()
     def step(self, frame, state=None):
         x = _as_input(frame, self.device)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        if self.compile:
+            # torch.compile guards on exact strides (also of size-1 dims: numpy's a[None] gives stride 0) and
+            # on inference-mode-ness; a fresh copy makes every frame alike, so nothing recompiles (minutes with
+            # max-autotune) when uint8 frames follow float tensors or a caller's tensor comes in
+            x = torch.empty(x.shape, dtype=x.dtype, device=x.device, memory_format=fmt).copy_(x)
+        else:
+            x = x.contiguous(memory_format=fmt)
         if state is not None and state.device != self.device:
             state = state.to(self.device)
+        if self.compile and self.recurrent and state is None:
+            # the net takes the frame as its own previous output; passing it explicitly, in the dtype the
+            # outputs have, lets a clip's first frame and the rest share one compiled graph
+            state = x.to(self._dtype, copy=True)
         if self.cuda_graphs:
             out = self._graph_step(x, state)
         else:

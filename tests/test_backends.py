@@ -339,6 +339,22 @@ def test_torch_compile_path_runs():
         assert np.abs(g.astype(int) - to_uint8(r).astype(int)).max() <= 1
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_torch_compile_does_not_recompile_between_float_and_uint8_frames(precision):
+    """One compiled graph serves the first frame (no state), later frames, float tensors and uint8 frames
+    (whose size-1 batch dimension has stride 0 from numpy): each recompile costs minutes with max-autotune."""
+    torch._dynamo.reset()
+    backend = make_backend("torch", _net(), device="cpu", precision=precision, compile="eager")
+    x = torch.rand(1, 3, 21, 26)
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        state = None
+        for _ in range(2):
+            _, state = backend.step(x, state)
+        outs = list(backend.run(_frames(3)))
+        _, state = backend.step(torch.rand(1, 21, 26, 3).permute(0, 3, 1, 2), None)  # channels-last, a new clip
+    assert len(outs) == 3
+
+
 # ----------------------------------------------------------------------------- batching independent streams
 
 @pytest.mark.parametrize("name", ["torch", "onnx"])
