@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Runs on a lent GPU machine, in the repository root, after `python scripts/gpu_stage.py bench|train` here
+# (see that script for what each call carries). Everything it measures lands in $OUT (at most 8 files come
+# back from a device call, so runs are packed into one tar each).
+#
+#   bash scripts/gpu_run.sh bench   CUDA tests of the backends; bench/stylize_speed.py: eager, CUDA graphs and
+#                                   torch.compile(max-autotune), model-only and end-to-end, fp16 (JSON)
+#   bash scripts/gpu_run.sh train   CUDA training tests; full-width stable and per-frame nets and a
+#                                   quarter-width stable net for each style, trained side by side under
+#                                   --time-limit (default 6m); returns final.pt + logs per run
+#
+# Settings (environment): DEVICE (cuda), OUT ($OUT or out/gpu), PY (python3), SIZES, STYLES (scream),
+# TIME_LIMIT (6m), CROP (256), BATCH (4), WORKERS (4), RUNS (JOBS as name:mode:width, space-separated).
+# DEVICE=cpu with small settings runs the same steps on a CPU (how this script is checked without a GPU).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+WHAT=${1:?usage: scripts/gpu_run.sh bench|train}
+DEVICE=${DEVICE:-cuda}
+OUT=${OUT:-out/gpu}
+PY=${PY:-python3}
+mkdir -p "$OUT"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+LOG="$OUT/$WHAT.log"
+say() { echo "[$(date +%T)] $*" | tee -a "$LOG"; }
+
+{ nvidia-smi 2>/dev/null || echo "no nvidia-smi"; "$PY" -c "import torch, sys; print(sys.version); print('torch',
+  torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0) if torch.cuda.is_available() else
+  'no GPU')"; } >>"$LOG" 2>&1
+
+case "$WHAT" in
+bench)
+  STAGE=.device/bench
+  [ -d "$STAGE/wheels" ] || { say "error: $STAGE/wheels missing; run python scripts/gpu_stage.py bench and carry $STAGE"; exit 2; }
+  if ! "$PY" -c "import av, importlib.util as u; assert u.find_spec('skvideo')" >/dev/null 2>&1; then
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/gpu-site "$STAGE"/wheels/*.whl \
+      || { say "error: installing the wheels failed"; exit 2; }
+    export PYTHONPATH="/tmp/gpu-site:$PYTHONPATH"
+  fi
+  export STABLESTYLE_ASSETS="$PWD/$STAGE/assets"
+  say "tests (CUDA paths of the backends)"
+  timeout 180 "$PY" -m pytest -q -p no:cacheprovider tests/test_backends.py -k "cuda or fp16" >"$OUT/tests_bench.txt" 2>&1
+  say "tests exit $? ($(tail -n 1 "$OUT/tests_bench.txt"))"
+  SIZES=${SIZES:-640x360,1280x720,1920x1080}
+  for variant in eager graphs compiled; do
+    case $variant in
+      eager) extra=(); budget=150 ;;
+      graphs) extra=(--cuda-graphs); budget=120 ;;
+      compiled) extra=(--compile max-autotune --widths 1.0,0.25); budget=200 ;;
+    esac
+    [ "$DEVICE" = cuda ] || { [ $variant = graphs ] && continue; [ $variant = compiled ] && extra=(--compile default --widths 0.25); }
+    say "bench $variant"
+    timeout $budget "$PY" bench/stylize_speed.py --device "$DEVICE" --sizes "$SIZES" --precisions "${PRECISIONS:-auto}" \
+      --backends torch --end-to-end "${extra[@]}" --out "$OUT/speed_$variant.json" 2>>"$LOG" >/dev/null
+    say "bench $variant exit $?"
+  done
+  ;;
+train)
+  STAGE=.device/train
+  [ -d "$STAGE/assets" ] || { say "error: $STAGE missing; run python scripts/gpu_stage.py train and carry $STAGE"; exit 2; }
+  export STABLESTYLE_ASSETS="$PWD/$STAGE/assets" STABLESTYLE_CACHE=${STABLESTYLE_CACHE:-/tmp/stablestyle-cache}
+  say "tests (CUDA training)"
+  timeout 120 "$PY" -m pytest -q -p no:cacheprovider tests/test_train.py -k cuda >"$OUT/tests_train.txt" 2>&1
+  say "tests exit $? ($(tail -n 1 "$OUT/tests_train.txt"))"
+  STYLES=${STYLES:-scream}
+  JOBS=${JOBS:-}
+  if [ -z "$JOBS" ]; then
+    for s in $STYLES; do JOBS="$JOBS $s-stable:stable:1.0 $s-perframe:perframe:1.0 $s-stable-w025:stable:0.25"; done
+  fi
+  RUNS=runs/gpu
+  mkdir -p "$RUNS"
+  pids=()
+  for job in $JOBS; do
+    IFS=: read -r name mode width <<<"$job"
+    style=${name%%-*}
+    seq=(); [ "$mode" = stable ] && seq=(--seq-len 3)
+    say "train $name ($mode, width $width, ${TIME_LIMIT:-6m})"
+    "$PY" -m stablestyle train --style "$STAGE/assets/styles/$style.jpg" --content "$STAGE/assets/content" \
+      --video "$STAGE/videos/bikes" --video "$STAGE/videos/bigbuckbunny" --video-ratio 0.3 --mode "$mode" "${seq[@]}" \
+      --width "$width" --crop "${CROP:-256}" --batch "${BATCH:-4}" --steps 40000 --device "$DEVICE" \
+      --workers "${WORKERS:-4}" --time-limit "${TIME_LIMIT:-6m}" --log-every 50 --validate-every 500 \
+      --sample-every 1000000 --checkpoint-every 1000000 --out "$RUNS/$name" --overwrite --quiet \
+      >"$RUNS/$name.stdout" 2>&1 &
+    pids+=($!)
+  done
+  status=0
+  for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+  say "training exit $status"
+  for job in $JOBS; do
+    name=${job%%:*}
+    [ -f "$RUNS/$name/final.pt" ] || { say "$name: no final.pt"; tail -n 5 "$RUNS/$name.stdout" | tee -a "$LOG"; continue; }
+    say "$name: $(tail -n 1 "$RUNS/$name/log.csv")"
+    tar -cf "$OUT/$name.tar" -C "$RUNS" "$name/final.pt" "$name/config.yaml" "$name/log.csv" "$name/val.csv" "$name.stdout"
+  done
+  ;;
+*) echo "usage: scripts/gpu_run.sh bench|train" >&2; exit 2 ;;
+esac
+say "done"
