@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import logging
 import os
 import queue
@@ -751,12 +752,13 @@ def stylize_streams(sources: Sequence[Iterable[np.ndarray]], backend: Backend, *
 
 
 def stylize_many(inputs: Sequence[str | os.PathLike], outputs: Sequence[str | os.PathLike], backend: Backend, *,
-                 max_size: int | None = None, max_batch: int = 8, overwrite: bool = False,
-                 keep_audio: bool = True, quiet: bool = True) -> list[int]:
+                 max_size: int | None = None, max_batch: int = 8, max_frames: int | None = None,
+                 overwrite: bool = False, keep_audio: bool = True, quiet: bool = True) -> list[int]:
     """Stylize several video files at once (see :func:`stylize_streams`); returns frames written per file.
 
     Every output path is checked before any work; outputs are written
-    atomically (an error leaves none of them behind).
+    atomically (an error leaves none of them behind).  ``max_frames`` stops
+    each input after that many frames.
     """
     from .runtime import progress
     from .video import check_output_path, open_sink, open_source
@@ -772,9 +774,11 @@ def stylize_many(inputs: Sequence[str | os.PathLike], outputs: Sequence[str | os
         sinks = [stack.enter_context(open_sink(o, s.fps, audio_from=p if keep_audio and s.has_audio else None,
                                                overwrite=overwrite))
                  for p, o, s in zip(inputs, outputs, sources)]
-        known = [s.num_frames for s in sources]
+        known = [s.num_frames if max_frames is None or s.num_frames is None else min(s.num_frames, max_frames)
+                 for s in sources]
         total = sum(known) if all(n is not None for n in known) else None
-        for i, frame in progress(stylize_streams(sources, backend, max_batch=max_batch), total=total,
+        streams = [itertools.islice(s, max_frames) for s in sources]
+        for i, frame in progress(stylize_streams(streams, backend, max_batch=max_batch), total=total,
                                  desc="stylize", unit="frame", quiet=quiet):
             sinks[i].write(frame)
         return [s.num_written for s in sinks]

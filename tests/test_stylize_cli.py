@@ -154,6 +154,92 @@ def test_optimisation_methods_through_stylize(tmp_path, frames_dir, assets, meth
     assert read_image(frames[0]).shape == read_image(sorted(frames_dir.glob("*.png"))[0]).shape
 
 
+def test_single_input_runs_pipelined_and_matches_the_frame_by_frame_result(tmp_path, frames_dir, ckpt):
+    """One input goes through the decode / network / encode threads; the frames are those of the plain loop."""
+    from stablestyle.checkpoint import load_checkpoint
+
+    out = tmp_path / "styled"
+    assert main(["stylize", str(frames_dir), "-o", str(out), "--model", str(ckpt), "--quiet", "--no-half"]) == 0
+    model, _ = load_checkpoint(ckpt)
+    with open_source(frames_dir) as src:
+        want = list(stylize_frames(model, list(src)))
+    got = [read_image(p) for p in sorted(out.glob("*.png"))]
+    assert len(got) == len(want) == 5
+    for a, b in zip(got, want):
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+def test_several_inputs_are_batched_into_a_folder(tmp_path, bbb_clip, bikes_clip, frames_dir, ckpt, capsys):
+    out = tmp_path / "styled"
+    first = sorted(frames_dir.glob("*.png"))[0]
+    assert main(["stylize", str(bbb_clip), str(bikes_clip), str(frames_dir), str(first), "-o", str(out), "--model",
+                 str(ckpt), "--quiet", "--max-frames", "4", "--batch", "2", "--no-half"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["bbb.mp4", "bikes.mp4", "frame_00001.png", "sintel.mp4"]
+    assert _streams(out / "bbb.mp4") == ["audio", "video"] and _streams(out / "bikes.mp4") == ["video"]
+    for name, src in (("bbb.mp4", bbb_clip), ("bikes.mp4", bikes_clip), ("sintel.mp4", frames_dir)):
+        with open_source(out / name) as res, open_source(src) as inp:
+            assert res.size == inp.size and len(list(res)) == 4
+    # each input keeps its own recurrent state: the batched result equals stylizing the input alone
+    # (the image shared its network call with same-size frames of two videos; PNG keeps it exact)
+    alone = tmp_path / "alone.png"
+    assert main(["stylize", str(first), "-o", str(alone), "--model", str(ckpt), "--quiet", "--no-half"]) == 0
+    batched = read_image(out / "frame_00001.png")
+    assert batched.shape == read_image(first).shape
+    assert np.abs(batched.astype(int) - read_image(alone).astype(int)).max() <= 1
+    assert "4 inputs, 13 frames" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("case, message", [
+    ("file output", "with several inputs -o is a folder"),
+    ("same names", "would both be written to"),
+    ("existing result", "already exists; pass --overwrite"),
+    ("gatys", "--method gatys takes one input at a time"),
+    ("batch 0", "--batch must be a positive integer"),
+])
+def test_several_inputs_user_errors(tmp_path, bbb_clip, bikes_clip, ckpt, capsys, case, message):
+    out = tmp_path / "styled"
+    inputs = [str(bbb_clip), str(bikes_clip)]
+    extra: list[str] = []
+    if case == "file output":
+        out = tmp_path / "styled.mp4"
+    elif case == "same names":
+        (tmp_path / "other").mkdir()
+        inputs.append(str(tmp_path / "other" / "bikes.mp4"))
+        (tmp_path / "other" / "bikes.mp4").write_bytes(bikes_clip.read_bytes())
+    elif case == "existing result":
+        out.mkdir()
+        (out / "bikes.mp4").write_bytes(b"precious")
+    elif case == "gatys":
+        extra = ["--method", "gatys", "--style", str(bbb_clip)]
+    elif case == "batch 0":
+        extra = ["--batch", "0"]
+    model = [] if case == "gatys" else ["--model", str(ckpt)]
+    assert main(["stylize", *inputs, "-o", str(out), *model, "--quiet", *extra]) == 2
+    assert message in _error(capsys)
+    if case == "existing result":
+        assert sorted(p.name for p in out.iterdir()) == ["bikes.mp4"] and (out / "bikes.mp4").read_bytes() == b"precious"
+    else:
+        assert not out.exists()
+
+
+def test_compile_flag(tmp_path, frames_dir, ckpt, capsys):
+    out = tmp_path / "compiled"
+    assert main(["stylize", str(frames_dir), "-o", str(out), "--model", str(ckpt), "--quiet", "--max-frames", "2",
+                 "--compile"]) == 0
+    assert len(list(out.glob("*.png"))) == 2
+    for flags, message in ((["--compile", "turbo"], None), (["--compile", "--backend", "onnx"], "are for --backend torch"),
+                           (["--cuda-graphs"], None if torch.cuda.is_available() else "CUDA graphs need a CUDA device")):
+        if message is None:
+            if flags[0] == "--compile":  # argparse rejects an unknown mode (exit status 2, usage on stderr)
+                with pytest.raises(SystemExit) as exc:
+                    main(["stylize", str(frames_dir), "-o", str(tmp_path / "x"), "--model", str(ckpt), *flags])
+                assert exc.value.code == 2 and "invalid choice: 'turbo'" in capsys.readouterr().err
+            continue
+        assert main(["stylize", str(frames_dir), "-o", str(tmp_path / "x"), "--model", str(ckpt), *flags]) == 2
+        assert message in _error(capsys)
+    assert not (tmp_path / "x").exists()
+
+
 _WITHOUT_PYAV = """
 import sys
 sys.modules["av"] = None  # `import av` now raises ImportError, as where PyAV is not installed

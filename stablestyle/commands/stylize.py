@@ -1,4 +1,11 @@
-"""``stablestyle stylize INPUT -o OUTPUT --model CKPT``: stylize a video, frame folder or image."""
+"""``stablestyle stylize INPUT [INPUT ...] -o OUTPUT --model CKPT``: stylize videos, frame folders or images.
+
+One input: decoding, the network and encoding run in three threads
+(:func:`stablestyle.backends.run_pipelined`).  Several inputs: ``OUTPUT`` is a
+folder, and the inputs are stylized together, up to ``--batch`` frames of
+different inputs per network call (:func:`stablestyle.backends.stylize_many`);
+each keeps its own recurrent state.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +14,20 @@ import logging
 import time
 from pathlib import Path
 
-HELP = "stylize a video file, a folder of frames or an image"
+HELP = "stylize video files, folders of frames or images"
 
 log = logging.getLogger(__name__)
 
 METHODS = ("network", "gatys", "ruder")
+#: ``--compile`` modes (:data:`stablestyle.backends.COMPILE_MODES`, repeated here so ``--help`` needs no torch).
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", help="video file, folder of numbered frames, or image")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="video file, folder of numbered frames, or image")
     p.add_argument("-o", "--output", required=True,
-                   help="output: .mp4/.mkv/.mov video, .png/.jpg image, or a folder name (numbered PNG frames)")
+                   help="output: .mp4/.mkv/.mov video, .png/.jpg image, or a folder name (numbered PNG frames); "
+                        "with several inputs a folder that receives <input name>.mp4 (.png for images)")
     p.add_argument("--model", default=None,
                    help="checkpoint path or bundled model name (see `stablestyle models`); "
                         "defaults to the default bundled model")
@@ -37,6 +47,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="torch", help="inference backend for --method network: torch or onnx")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for inference (1 is fastest on a busy machine; see docs/PERFORMANCE.md)")
+    p.add_argument("--compile", nargs="?", const="default", default=None, choices=COMPILE_MODES, metavar="MODE",
+                   help="torch.compile the network (MODE: default, or reduce-overhead / max-autotune on a GPU); "
+                        "the first frames wait for compiling (~25 s on a CPU, minutes with max-autotune)")
+    p.add_argument("--cuda-graphs", action="store_true", help="replay the network as CUDA graphs (GPU only)")
+    p.add_argument("--batch", type=int, default=8,
+                   help="with several inputs: frames of different inputs per network call (default 8)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -50,39 +66,65 @@ def _limit(frames, max_frames):
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import UserError
-    from ..runtime import check_at_least, progress, resolve_device
-    from ..video import check_output_path, open_sink, open_source
+    from ..runtime import check_at_least, resolve_device
 
-    for name in ("max_size", "max_frames", "iterations", "size", "threads"):
+    for name in ("max_size", "max_frames", "iterations", "size", "threads", "batch"):
         check_at_least("--" + name.replace("_", "-"), getattr(args, name))
     device = resolve_device(args.device)
-    check_output_path(args.output, [args.input], args.overwrite)
-
-    # Validate everything cheap (model, style) before decoding a single frame.
-    if args.method == "network":
-        if args.style is not None:
-            raise UserError("--style is for --method gatys|ruder; a network's style is fixed by its --model")
-        frames_fn = _network_method(args, device)
-    else:
+    if args.method != "network":
         if args.style is None:
             raise UserError(f"--method {args.method} needs --style STYLE_IMAGE")
-        if args.model is not None or args.backend != "torch":
-            raise UserError(f"--model / --backend choose a trained network; --method {args.method} optimises "
-                            "each frame against --style instead (drop them, or use --method network)")
-        frames_fn = _optimisation_method(args, device)
+        if args.model is not None or args.backend != "torch" or args.compile or args.cuda_graphs:
+            raise UserError(f"--model / --backend / --compile / --cuda-graphs are for a trained network; --method "
+                            f"{args.method} optimises each frame against --style instead (drop them, or use "
+                            "--method network)")
+        if len(args.inputs) > 1:
+            raise UserError(f"--method {args.method} takes one input at a time")
+    elif args.style is not None:
+        raise UserError("--style is for --method gatys|ruder; a network's style is fixed by its --model")
+    if len(args.inputs) > 1:
+        return _many(args, device)
 
+    from ..video import check_output_path
+
+    check_output_path(args.output, args.inputs, args.overwrite)
+    # Validate everything cheap (model, backend, style) before decoding a single frame.
+    if args.method == "network":
+        backend = _network_backend(args, device)
+        return _one(args, lambda source, sink, total: _pipelined(source, sink, backend, total, args.quiet))
+    frames_fn = _optimisation_method(args, device)
+    return _one(args, lambda source, sink, total: _sequential(frames_fn(source), sink, total, args.quiet))
+
+
+def _pipelined(source, sink, backend, total, quiet) -> int:
+    from ..backends import run_pipelined
+
+    return run_pipelined(source, sink, backend, total=total, quiet=quiet).frames
+
+
+def _sequential(frames, sink, total, quiet) -> int:
+    from ..runtime import progress
+
+    count = 0
+    for frame in progress(frames, total=total, desc="stylize", unit="frame", quiet=quiet):
+        sink.write(frame)
+        count += 1
+    return count
+
+
+def _one(args, stylize) -> int:
+    """One input into ``args.output``; ``stylize(frames, sink, total)`` writes them and returns the count."""
+    from ..video import open_sink, open_source
+
+    (path,) = args.inputs
     start = time.perf_counter()
-    with open_source(args.input, max_size=args.max_size) as source:
+    with open_source(path, max_size=args.max_size) as source:
         total = source.num_frames
         if args.max_frames is not None and total is not None:
             total = min(total, args.max_frames)
-        audio = args.input if source.has_audio else None
-        count = 0
+        audio = path if source.has_audio else None
         with open_sink(args.output, source.fps, audio_from=audio, overwrite=args.overwrite) as sink:
-            stream = frames_fn(_limit(source, args.max_frames))
-            for frame in progress(stream, total=total, desc="stylize", unit="frame", quiet=args.quiet):
-                sink.write(frame)
-                count += 1
+            count = stylize(_limit(source, args.max_frames), sink, total)
         width, height = source.size
     seconds = time.perf_counter() - start
     print(f"stylized {count} frames at {width}x{height} in {seconds:.1f} s "
@@ -90,19 +132,73 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _network_method(args, device):
+def many_outputs(inputs: list[str], folder: str) -> list[Path]:
+    """Output paths for several inputs: ``folder/<name>.mp4`` (``.png`` for images); clashes are a user error."""
+    from ..errors import UserError
+    from ..video import IMAGE_SUFFIXES
+
+    outputs = []
+    for inp in inputs:
+        p = Path(inp)
+        image = p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir()
+        outputs.append(Path(folder) / f"{p.stem if p.suffix and not p.is_dir() else p.name}"
+                                      f"{'.png' if image else '.mp4'}")
+    seen: dict[Path, str] = {}
+    for inp, out in zip(inputs, outputs):
+        if out in seen:
+            raise UserError(f"{seen[out]} and {inp} would both be written to {out}; stylize them separately "
+                            "or rename one")
+        seen[out] = inp
+    return outputs
+
+
+def _many(args, device) -> int:
+    from ..backends import stylize_many
+    from ..errors import UserError
+
+    folder = Path(args.output)
+    if folder.suffix:
+        raise UserError(f"with several inputs -o is a folder (each result is <folder>/<input name>.mp4), "
+                        f"got {folder}")
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"-o {folder} is a file; with several inputs give a folder")
+    if not folder.parent.is_dir():
+        raise UserError(f"output folder {folder.parent} does not exist; create it first")
+    outputs = many_outputs(args.inputs, str(folder))
+    backend = _network_backend(args, device)
+    created = not folder.exists()
+    folder.mkdir(exist_ok=True)
+    start = time.perf_counter()
+    try:
+        counts = stylize_many(args.inputs, outputs, backend, max_size=args.max_size, max_batch=args.batch,
+                              max_frames=args.max_frames, overwrite=args.overwrite, quiet=args.quiet)
+    except BaseException:
+        if created and not any(folder.iterdir()):  # leave no empty folder behind a failed run
+            folder.rmdir()
+        raise
+    seconds = time.perf_counter() - start
+    for out, count in zip(outputs, counts):
+        print(f"stylized {count} frames -> {out}")
+    print(f"{len(outputs)} inputs, {sum(counts)} frames in {seconds:.1f} s "
+          f"({sum(counts) / max(seconds, 1e-9):.1f} frames/s, up to {args.batch} per network call)")
+    return 0
+
+
+def _network_backend(args, device):
     from ..backends import make_backend
     from ..bundled import DEFAULT_MODEL
     from ..checkpoint import load_checkpoint
+    from ..errors import UserError
     from ..stylize import precision_for
 
+    if args.backend == "onnx" and (args.compile or args.cuda_graphs):
+        raise UserError("--compile and --cuda-graphs are for --backend torch")
     model, meta = load_checkpoint(args.model or DEFAULT_MODEL)
     log.info("model %s: %s, step %s, trained by stablestyle %s", meta["path"], meta["model"], meta["step"],
              meta.get("version"))
     # built before any frame is decoded, so a bad --backend / --threads fails with nothing written
-    runner = make_backend(args.backend, model, device=device, precision=precision_for(device, args.half),
-                          threads=args.threads)
-    return runner.run
+    return make_backend(args.backend, model, device=device, precision=precision_for(device, args.half),
+                        threads=args.threads, compile=args.compile or False, cuda_graphs=args.cuda_graphs)
 
 
 def _optimisation_method(args, device):
