@@ -48,7 +48,8 @@ DEFAULT_FPS = 25.0
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 """libx264 speed presets, fastest (largest files) first."""
 DEFAULT_PRESET = "medium"
-"""libx264's own default.  1080p on this project's 2-core CPU: medium 13, veryfast 26, ultrafast 69 frames/s."""
+"""libx264's own default.  1080p on this project's 2-core CPU: medium 17, veryfast 30, ultrafast 50 frames/s
+(``bench/encode_speed.py``)."""
 FRAME_PATTERN = "frame_{:05d}.png"
 """Names of the frames that a folder sink writes (1-based)."""
 

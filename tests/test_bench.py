@@ -64,3 +64,10 @@ def test_train_throughput(assets):
                               "--batch", "1", "--seq-len", "2", "--steps", "1", "--warmup", "1").stdout)
     assert report["steps"] == 1 and report["seq_len"] == 2 and report["images_per_s"] > 0
     assert report["images_per_s"] == pytest.approx(2 * report["sequences_per_s"], rel=0.01)
+
+
+def test_encode_speed(bikes_clip):
+    report = json.loads(bench("encode_speed.py", "--size", "96x64", "--frames", "3", "--presets",
+                              "ultrafast,medium", "--clip", bikes_clip).stdout)
+    assert report["frames"] == 3 and set(report["results"]) == {"ultrafast", "medium"}
+    assert all(r["fps"] > 0 and r["kib"] >= 0 for r in report["results"].values())
