@@ -79,11 +79,12 @@ train)
     IFS=: read -r name mode width <<<"$job"
     style=${name%%-*}
     seq=(); [ "$mode" = stable ] && seq=(--seq-len 3)
+    fast=(); [ "$DEVICE" = cuda ] && fast=(--channels-last)
     say "train $name ($mode, width $width, ${TIME_LIMIT:-6m})"
     "$PY" -m stablestyle train --style "$STAGE/assets/styles/$style.jpg" --content "$STAGE/assets/content" \
       --video "$STAGE/videos/bikes" --video "$STAGE/videos/bigbuckbunny" --video-ratio 0.3 --mode "$mode" "${seq[@]}" \
       --width "$width" --crop "${CROP:-256}" --batch "${BATCH:-4}" --steps 40000 --device "$DEVICE" \
-      --workers "${WORKERS:-4}" --time-limit "${TIME_LIMIT:-6m}" --log-every 50 --validate-every 500 \
+      "${fast[@]}" --workers "${WORKERS:-4}" --time-limit "${TIME_LIMIT:-6m}" --log-every 50 --validate-every 500 \
       --sample-every 1000000 --checkpoint-every 1000000 --out "$RUNS/$name" --overwrite --quiet \
       >"$RUNS/$name.stdout" 2>&1 &
     pids+=($!)
