@@ -37,11 +37,11 @@ def _cmd(ckpt, clip, *extra: str) -> list[str]:
     return ["webcam", "--source", str(clip), "--model", str(ckpt), "--max-size", "64", *extra]
 
 
-@pytest.mark.parametrize("backend", ["torch", "onnx"])
+@pytest.mark.parametrize("backend", ["torch", "onnx", "torch --compile"])
 def test_records_from_a_video_source(tmp_path, ckpt, bbb_clip, capsys, backend):
     out = tmp_path / "rec.mp4"
     assert main(_cmd(ckpt, bbb_clip, "--no-preview", "--record", str(out), "--max-frames", "4",
-                     "--backend", backend)) == 0
+                     "--backend", *backend.split())) == 0
     assert "4 frames" in capsys.readouterr().out
     frames = _read(out)
     assert len(frames) == 4 and frames[0].shape == (36, 64, 3)
@@ -121,6 +121,7 @@ def test_draw_fps_writes_text():
     (["--source", "{clip}", "--record", "{tmp}/exists.mp4"], "already exists"),
     (["--source", "{clip}", "--max-size", "0"], "--max-size must be a positive"),
     (["--source", "{clip}", "--model", "{tmp}/m.onnx"], "run it with --backend onnx"),
+    (["--source", "{clip}", "--backend", "onnx", "--compile"], "--compile is for --backend torch"),
 ])
 def test_user_errors(tmp_path, ckpt, bbb_clip, capfd, extra, match):
     (tmp_path / "exists.mp4").write_bytes(b"keep")

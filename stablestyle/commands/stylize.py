@@ -146,9 +146,10 @@ def many_outputs(inputs: list[str], folder: str) -> list[Path]:
     outputs = []
     for inp in inputs:
         p = Path(inp)
-        image = p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir()
-        outputs.append(Path(folder) / f"{p.stem if p.suffix and not p.is_dir() else p.name}"
-                                      f"{'.png' if image else '.mp4'}")
+        if p.is_dir():  # a frame folder (its name may hold a dot)
+            outputs.append(Path(folder) / f"{p.name}.mp4")
+        else:
+            outputs.append(Path(folder) / f"{p.stem}{'.png' if p.suffix.lower() in IMAGE_SUFFIXES else '.mp4'}")
     seen: dict[Path, str] = {}
     for inp, out in zip(inputs, outputs):
         if out in seen:
