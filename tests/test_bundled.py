@@ -27,7 +27,8 @@ def test_the_shipped_set_is_complete():
 def test_bundled_model_metadata_and_frames(name, assets):
     model, meta = load_checkpoint(name)
     perframe = name.endswith("-perframe")
-    style = name.removesuffix("-perframe")
+    style = name.removesuffix("-perframe").removesuffix("-small")  # <style>-small: the quarter-width net
+    assert (meta["model"]["width"] == 0.25) == name.endswith("-small")
     assert meta["model"]["recurrent"] is (not perframe)
     assert meta["config"]["mode"] == ("perframe" if perframe else "stable")
     assert meta["config"]["style"] == f"{style}.jpg"
