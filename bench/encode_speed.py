@@ -29,13 +29,12 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     import cv2
+    from stylize_speed import clip_source  # bench/ is on sys.path when this runs as a script
 
-    from stablestyle.paths import sample_video
     from stablestyle.video import open_sink, open_source
 
     w, h = (int(v) for v in args.size.lower().split("x"))
-    clip = Path(args.clip) if Path(args.clip).exists() else sample_video(args.clip)
-    with open_source(clip) as src:
+    with open_source(clip_source(args.clip)) as src:
         frames = []
         for f in src:
             frames.append(cv2.resize(f, (w, h), interpolation=cv2.INTER_CUBIC))

@@ -473,7 +473,8 @@ class OnnxBackend(Backend):
             raise UserError(f"the onnx backend runs fp32 only (asked for {precision}); use --backend torch for "
                             "fp16/bf16, or --precision fp32")
         if compile or cuda_graphs:
-            raise UserError("torch.compile and CUDA graphs are torch-backend options")
+            raise UserError("--compile and --cuda-graphs are for --backend torch (torch.compile and CUDA graphs are "
+                            "torch-backend options)")
         self._ort = ort
         available = ort.get_available_providers()
         if device.type == "cuda":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
@@ -48,13 +49,12 @@ _DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 def parse_duration(text: str, name: str = "--time-limit") -> float:
     """``"90s"``, ``"20m"``, ``"1.5h"`` or a bare number of minutes -> seconds (> 0); else :class:`UserError`."""
     value = str(text).strip().lower()
-    unit = value[-1:] if value[-1:] in _DURATION_UNITS else "m"
-    number = value[:-1] if value[-1:] in _DURATION_UNITS else value
+    unit = value[-1:] if value[-1:] in _DURATION_UNITS else ""
     try:
-        seconds = float(number) * _DURATION_UNITS[unit]
+        seconds = float(value[:len(value) - len(unit)]) * _DURATION_UNITS.get(unit, 60.0)
     except ValueError:
-        seconds = float("nan")
-    if not (seconds > 0 and seconds != float("inf")):
+        seconds = math.nan
+    if not (seconds > 0 and math.isfinite(seconds)):
         raise UserError(f"{name} must be a positive duration such as 90s, 20m or 1.5h (a bare number is "
                         f"minutes), got {text!r}")
     return seconds

@@ -379,14 +379,15 @@ def _open_decoder(path: Path):
 
 def _next_frame(frames: Iterator[np.ndarray], path: Path, index: int) -> np.ndarray | None:
     """Next decoded frame or ``None`` at the end; decoder errors become a :class:`UserError`."""
-    av = _pyav()
     try:
         return next(frames)
     except StopIteration:
         if index == 0:
             raise UserError(f"{path}: no frame could be decoded (empty or truncated video)") from None
         return None
-    except (av.FFmpegError, OSError) as exc:
+    except Exception as exc:
+        if not isinstance(exc, (_pyav().FFmpegError, OSError)):  # PyAV looked up here, off the per-frame path
+            raise
         raise UserError(f"{path}: video is corrupt or truncated; decoding failed after {index} frames "
                         f"({exc})") from None
 
@@ -567,7 +568,7 @@ class FrameSink:
     """
 
     def __init__(self, path: Path, rate: Fraction, *, audio_from: Path | None, overwrite: bool, crf: int,
-                 preset: str = "medium"):
+                 preset: str):
         self.path = path
         self.kind = output_kind(path)
         self.rate = rate

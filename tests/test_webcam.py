@@ -121,7 +121,7 @@ def test_draw_fps_writes_text():
     (["--source", "{clip}", "--record", "{tmp}/exists.mp4"], "already exists"),
     (["--source", "{clip}", "--max-size", "0"], "--max-size must be a positive"),
     (["--source", "{clip}", "--model", "{tmp}/m.onnx"], "run it with --backend onnx"),
-    (["--source", "{clip}", "--backend", "onnx", "--compile"], "--compile is for --backend torch"),
+    (["--source", "{clip}", "--backend", "onnx", "--compile"], "--compile and --cuda-graphs are for --backend torch"),
 ])
 def test_user_errors(tmp_path, ckpt, bbb_clip, capfd, extra, match):
     (tmp_path / "exists.mp4").write_bytes(b"keep")

@@ -10,6 +10,7 @@ each keeps its own recurrent state.
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import time
 from pathlib import Path
@@ -60,13 +61,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "1.8x as fast, ultrafast 3x with 2.6x larger files)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def _limit(frames, max_frames):
-    for i, frame in enumerate(frames):
-        if max_frames is not None and i >= max_frames:
-            return
-        yield frame
 
 
 def run(args: argparse.Namespace) -> int:
@@ -130,7 +124,7 @@ def _one(args, stylize) -> int:
         audio = path if source.has_audio else None
         with open_sink(args.output, source.fps, audio_from=audio, overwrite=args.overwrite,
                        preset=args.preset) as sink:
-            count = stylize(_limit(source, args.max_frames), sink, total)
+            count = stylize(itertools.islice(source, args.max_frames), sink, total)
         width, height = source.size
     seconds = time.perf_counter() - start
     print(f"stylized {count} frames at {width}x{height} in {seconds:.1f} s "
@@ -196,11 +190,8 @@ def _network_backend(args, device):
     from ..backends import make_backend
     from ..bundled import DEFAULT_MODEL
     from ..checkpoint import load_checkpoint
-    from ..errors import UserError
     from ..stylize import precision_for
 
-    if args.backend == "onnx" and (args.compile or args.cuda_graphs):
-        raise UserError("--compile and --cuda-graphs are for --backend torch")
     model, meta = load_checkpoint(args.model or DEFAULT_MODEL)
     log.info("model %s: %s, step %s, trained by stablestyle %s", meta["path"], meta["model"], meta["step"],
              meta.get("version"))

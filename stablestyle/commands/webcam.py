@@ -122,8 +122,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         model, meta = load_checkpoint(args.model)
         desc = f"{meta['path']} {meta['model']}"
-    if args.compile and args.backend != "torch":
-        raise UserError("--compile is for --backend torch")
     backend = make_backend(args.backend, model, device=device, precision=args.precision, threads=args.threads,
                            compile=args.compile or False)
     log.info("model %s on %s", desc, backend.describe())
