@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -76,7 +76,7 @@ def publish_folder(tmp: Path, folder: Path) -> None:
 
 
 def check_output_folder(folder: str | os.PathLike, overwrite: bool = False, *, marker: str, what: str,
-                        noun: str) -> Path:
+                        noun: str, inputs: Iterable[str | os.PathLike] = ()) -> Path:
     """Check, before any work, that ``folder`` may become an output folder; returns it as a :class:`Path`.
 
     An existing folder may only be replaced with ``overwrite``, and only when it
@@ -85,12 +85,17 @@ def check_output_folder(folder: str | os.PathLike, overwrite: bool = False, *, m
     folder (``"a clip folder"``), ``noun`` its content (``"clip"``).
 
     Raises:
-        UserError: the parent folder is missing, ``folder`` is a file, it exists
+        UserError: the parent folder is missing, ``folder`` is or holds one of
+            ``inputs`` (replacing it would lose them), ``folder`` is a file, it exists
             and ``overwrite`` is false, or it exists, is not empty and lacks ``marker``.
     """
     folder = Path(folder)
     if not folder.parent.is_dir():
         raise UserError(f"output folder {folder.parent} does not exist; create it first")
+    resolved = folder.resolve()
+    for inp in inputs:
+        if resolved == Path(inp).resolve() or resolved in Path(inp).resolve().parents:
+            raise UserError(f"output folder {folder} is or contains the input {inp}; choose another output path")
     if folder.exists() or folder.is_symlink():
         if not folder.is_dir():
             raise UserError(f"output {folder} is a file; give a folder name for the {noun}")

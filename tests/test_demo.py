@@ -70,6 +70,23 @@ def test_demo_refuses_existing_output_and_bad_model(tmp_path, bbb_clip, ckpts, c
     assert not (tmp_path / "d2").exists()
 
 
+def test_demo_reruns_into_its_own_folder_with_overwrite_and_never_over_its_input(tmp_path, bbb_clip, ckpts, capsys):
+    """The README runs `demo -o stablestyle-demo --overwrite`: a second run must replace the first one's folder."""
+    out = tmp_path / "demo"
+    args = ["demo", "-o", str(out), "--input", str(bbb_clip), "--model", str(ckpts[0]), "--baseline", str(ckpts[1]),
+            "--quiet", "--max-size", "64", "--max-frames", "4", "--overwrite"]
+    assert main(args) == 0
+    (out / "stylized.mp4").write_bytes(b"stale")
+    assert main(args) == 0
+    assert (out / "stylized.mp4").read_bytes() != b"stale"
+    capsys.readouterr()
+    inside = out / "input.mp4"  # an input inside the output folder would be lost when the folder is replaced
+    inside.write_bytes(bbb_clip.read_bytes())
+    assert main(["demo", "-o", str(out), "--input", str(inside), "--model", str(ckpts[0]), "--overwrite"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "contains the input" in err[0] and inside.read_bytes() == bbb_clip.read_bytes()
+
+
 def test_default_baseline_is_the_bundled_perframe_twin():
     from stablestyle.commands.demo import default_baseline
 

@@ -163,3 +163,18 @@ def test_provenance_records_command_versions_device_and_date():
     assert info["date"].endswith("+00:00")
     assert json.loads(json.dumps(info)) == info
     assert "`stablestyle evaluate 'my clip.mp4'`" in provenance_markdown(info)
+
+
+def test_evaluate_never_writes_over_an_input(tmp_path, frames_dir, candy, capsys):
+    """A report folder replaced with --overwrite would take any input inside it along."""
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "results.json").write_text("{}")  # an earlier report, so --overwrite may replace it ...
+    style = report / "candy.jpg"  # ... but not while an input lives in it
+    style.write_bytes(candy.read_bytes())
+    for out in (report, frames_dir):
+        assert main(["evaluate", str(frames_dir), "--style", str(style), "--method", "input", "-o", str(out),
+                     "--overwrite", "--quiet", "--max-frames", "2"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "is or contains the input" in err[0], err
+    assert style.read_bytes() == candy.read_bytes() and len(list(frames_dir.glob("*.png"))) == 5

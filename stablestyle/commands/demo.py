@@ -82,13 +82,13 @@ def _stylize(model_name: str, frames: list[np.ndarray], device, quiet: bool):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..atomic import staged_folder, write_text_atomic
+    from ..atomic import check_output_folder, staged_folder, write_text_atomic
     from ..bundled import DEFAULT_MODEL
     from ..evaluate.clips import clip_instability, load_clip
     from ..paths import sample_video
     from ..report import provenance
     from ..runtime import check_at_least, resolve_device
-    from ..video import check_output_path, open_sink, to_tensor
+    from ..video import open_sink, to_tensor
 
     check_at_least("--max-size", args.max_size, 16)
     source = Path(args.input) if args.input else sample_video("bigbuckbunny.mp4")
@@ -96,7 +96,9 @@ def run(args: argparse.Namespace) -> int:
     baseline_name = args.baseline or default_baseline(model_name)
     device = resolve_device(args.device)
     out = Path(args.output)
-    check_output_path(out, [source], args.overwrite)
+    # a demo folder (report.json, videos), not a frame folder: replaced with --overwrite when it is one
+    check_output_folder(out, args.overwrite, marker="report.json", what="a demo folder", noun="demo",
+                        inputs=[source])
 
     clip = load_clip(source, max_size=args.max_size, max_frames=args.max_frames)
     runs = {}

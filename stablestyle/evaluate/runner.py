@@ -225,7 +225,8 @@ def run_evaluation(config: EvalConfig, argv: Sequence[str] | None = None) -> dic
 
     # ---- validate everything cheap first
     out = Path(config.output)
-    check_output_folder(out, config.overwrite, marker="results.json", what="an evaluation folder", noun="report")
+    check_output_folder(out, config.overwrite, marker="results.json", what="an evaluation folder", noun="report",
+                        inputs=[*config.clips, *config.styles])
     for name, value in (("--max-frames", config.max_frames),):
         check_at_least(name, value, 2)
     for name, value in (("--max-size", config.max_size), ("--iterations", config.iterations),
