@@ -37,6 +37,8 @@ def temp_beside(path: str | os.PathLike, *, folder: bool = False) -> Path:
             return tmp
         except FileExistsError:  # pragma: no cover - 32 random bits collided
             continue
+        except OSError as exc:  # read-only or special file system, no permission, disk full
+            raise UserError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 @contextmanager
