@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -180,8 +181,18 @@ def test_analyze_style_real_styles_and_figure_3(tmp_path, assets, capsys):
     assert risk["candy"] > risk["scream"] > risk["color"]
 
 
+def test_analyze_style_takes_a_folder_of_styles(synthetic_styles, capsys):
+    flat, contrast = synthetic_styles
+    folder = str(Path(flat).parent)
+    assert main(["analyze-style", folder, "--size", "64", "--reference", folder, "--json", "--device", "cpu"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [s["name"] for s in report["styles"]] == ["contrast", "flat"]  # the folder's images, by name
+    assert report["reference"]["n"] == 2
+
+
 @pytest.mark.parametrize("extra, message", [
-    (["missing.jpg"], "no such file"),
+    (["missing.jpg"], "no such file or folder"),
+    (["."], "holds no images"),
     (["--plot", "fig.png"], "--plot needs --instability"),
     (["--plot", "fig.txt", "--instability", "x.json"], "unknown figure type"),
     (["--instability", "absent.json"], "no such file"),

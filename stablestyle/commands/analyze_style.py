@@ -10,7 +10,7 @@ PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("images", nargs="+", metavar="IMG", help="style image files")
+    p.add_argument("images", nargs="+", metavar="IMG", help="style image files or folders of them")
     p.add_argument("--size", type=int, default=256,
                    help="long side in px the styles are measured at (training's style size; default 256)")
     p.add_argument("--reference", action="append", default=None, metavar="PATH",
@@ -27,30 +27,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
 
 
-def _reference_files(args) -> tuple[list, str]:
+def _expand_images(values, what: str) -> list:
+    """Image files and the images in folders, in order; a missing path or an empty folder is a UserError."""
     from pathlib import Path
 
-    from ..analysis import default_reference_dir, style_files
+    from ..analysis import style_files
     from ..errors import UserError
 
+    files = []
+    for value in values:
+        path = Path(value)
+        if path.is_dir():
+            found = style_files(path)
+            if not found:
+                raise UserError(f"{what} {path}: the folder holds no images (.jpg, .png, ...)")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UserError(f"{what} {path}: no such file or folder")
+    return files
+
+
+def _reference_files(args, images: list) -> tuple[list, str]:
+    from ..analysis import default_reference_dir, style_files
+
     if args.reference:
-        files = []
-        for value in args.reference:
-            path = Path(value)
-            if path.is_dir():
-                found = style_files(path)
-                if not found:
-                    raise UserError(f"--reference {path} holds no images")
-                files += found
-            elif path.is_file():
-                files.append(path)
-            else:
-                raise UserError(f"--reference {path}: no such file or folder")
-        return files, ", ".join(args.reference)
+        return _expand_images(args.reference, "--reference"), ", ".join(args.reference)
     folder = default_reference_dir()
     if folder is not None and style_files(folder):
         return style_files(folder), str(folder)
-    return [Path(p) for p in args.images], "the analysed images"
+    return images, "the analysed images"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,9 +76,7 @@ def run(args: argparse.Namespace) -> int:
     # ---- user errors first, before any network work
     if isinstance(args.size, bool) or args.size < 32:
         raise UserError(f"--size must be at least 32 pixels, got {args.size}")
-    for image in args.images:
-        if not Path(image).is_file():
-            raise UserError(f"style image {image}: no such file")
+    images = _expand_images(args.images, "style image")
     instability = None
     if args.plot is not None:
         plot = Path(args.plot)
@@ -83,11 +88,11 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("--plot needs --instability (evaluate's results.json or a {style: instability} JSON)")
     if args.instability is not None:
         instability = load_instability(args.instability, args.method)
-    reference, reference_source = _reference_files(args)
+    reference, reference_source = _reference_files(args, images)
     device = resolve_device(args.device)
 
     vgg = load_vgg16(device=device)
-    stats = analyze_styles(args.images, vgg, size=args.size, reference=reference)
+    stats = analyze_styles(images, vgg, size=args.size, reference=reference)
     ref_totals = reference_totals(reference, vgg, args.size)
     order = sorted(range(len(stats)), key=lambda i: -stats[i].total_trace)
     rank = {i: r + 1 for r, i in enumerate(order)}
