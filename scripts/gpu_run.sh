@@ -3,15 +3,16 @@
 # (see that script for what each call carries). Everything it measures lands in $OUT (at most 8 files come
 # back from a device call, so runs are packed into one tar each).
 #
-#   bash scripts/gpu_run.sh bench   CUDA tests of the backends; bench/stylize_speed.py: eager, CUDA graphs (also
-#                                   with the veryfast H.264 preset) and torch.compile(max-autotune), model-only and
-#                                   end-to-end, fp16 (JSON)
+#   bash scripts/gpu_run.sh bench   CUDA tests of the backends; bench/stylize_speed.py: CUDA graphs (also with
+#                                   the veryfast H.264 preset), eager and torch.compile (COMPILE_MODE, default
+#                                   "default"), model-only and end-to-end, fp16 (JSON); ~7.5 minutes
+#   (15 device minutes a session: run bench with timeout_s=540, then at once train with timeout_s=330)
 #   bash scripts/gpu_run.sh train   CUDA training tests; full-width stable and per-frame nets and a
 #                                   quarter-width stable net for each style, trained side by side under
-#                                   --time-limit (default 6m); returns final.pt + logs per run
+#                                   --time-limit (default 2m: what is left of 15 device minutes after bench); returns final.pt + logs per run
 #
-# Settings (environment): DEVICE (cuda), OUT ($OUT or out/gpu), PY (python3), SIZES, STYLES (scream),
-# TIME_LIMIT (6m), CROP (256), BATCH (4), WORKERS (4), RUNS (JOBS as name:mode:width, space-separated).
+# Settings (environment): DEVICE (cuda), OUT ($OUT or out/gpu), PY (python3), SIZES, COMPILE_MODE, STYLES (scream),
+# TIME_LIMIT (2m), CROP (256), BATCH (4), WORKERS (4), RUNS (JOBS as name:mode:width, space-separated).
 # DEVICE=cpu with small settings runs the same steps on a CPU (how this script is checked without a GPU).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -39,17 +40,19 @@ bench)
   fi
   export STABLESTYLE_ASSETS="$PWD/$STAGE/assets"
   say "tests (CUDA paths of the backends)"
-  timeout 90 "$PY" -m pytest -q -p no:cacheprovider tests/test_backends.py -k "cuda or fp16" >"$OUT/tests_bench.txt" 2>&1
+  timeout 75 "$PY" -m pytest -q -p no:cacheprovider tests/test_backends.py -k "cuda or fp16" >"$OUT/tests_bench.txt" 2>&1
   say "tests exit $? ($(tail -n 1 "$OUT/tests_bench.txt"))"
   SIZES=${SIZES:-640x360,1280x720,1920x1080}
   LARGEST=${SIZES##*,}
-  # budgets add up to 9 minutes; each stage's per-combination JSON lines also go to the log as they come
-  for variant in eager graphs graphs_veryfast compiled; do
+  # A session has 15 device minutes, the machine's start included: the stages run most-wanted first (CUDA graphs
+  # hold the 1080p targets) and their budgets add up to ~7 minutes, leaving room for the train call. Each
+  # stage's per-combination JSON lines also go to the log as they come, so a stage cut short still reports.
+  for variant in graphs graphs_veryfast eager compiled; do
     case $variant in
-      eager) extra=(); budget=140 ;;
-      graphs) extra=(--cuda-graphs); budget=90 ;;
-      graphs_veryfast) extra=(--cuda-graphs --preset veryfast --sizes "$LARGEST"); budget=60 ;;
-      compiled) extra=(--compile max-autotune --sizes "$LARGEST" --widths 1.0,0.25); budget=160 ;;
+      graphs) extra=(--cuda-graphs); budget=100 ;;
+      graphs_veryfast) extra=(--cuda-graphs --preset veryfast --sizes "$LARGEST"); budget=50 ;;
+      eager) extra=(); budget=100 ;;
+      compiled) extra=(--compile "${COMPILE_MODE:-default}" --sizes "$LARGEST" --widths 1.0,0.25); budget=110 ;;
     esac
     if [ "$DEVICE" != cuda ]; then  # the CPU check: no graphs; compile in the default mode, small net
       case $variant in graphs*) continue ;; compiled) extra=(--compile default --widths 0.25) ;; esac
@@ -65,7 +68,7 @@ train)
   [ -d "$STAGE/assets" ] || { say "error: $STAGE missing; run python scripts/gpu_stage.py train and carry $STAGE"; exit 2; }
   export STABLESTYLE_ASSETS="$PWD/$STAGE/assets" STABLESTYLE_CACHE=${STABLESTYLE_CACHE:-/tmp/stablestyle-cache}
   say "tests (CUDA training)"
-  timeout 120 "$PY" -m pytest -q -p no:cacheprovider tests/test_train.py -k cuda >"$OUT/tests_train.txt" 2>&1
+  timeout 75 "$PY" -m pytest -q -p no:cacheprovider tests/test_train.py -k cuda >"$OUT/tests_train.txt" 2>&1
   say "tests exit $? ($(tail -n 1 "$OUT/tests_train.txt"))"
   STYLES=${STYLES:-scream}
   JOBS=${JOBS:-}
@@ -80,11 +83,11 @@ train)
     style=${name%%-*}
     seq=(); [ "$mode" = stable ] && seq=(--seq-len 3)
     fast=(); [ "$DEVICE" = cuda ] && fast=(--channels-last)
-    say "train $name ($mode, width $width, ${TIME_LIMIT:-6m})"
+    say "train $name ($mode, width $width, ${TIME_LIMIT:-2m})"
     "$PY" -m stablestyle train --style "$STAGE/assets/styles/$style.jpg" --content "$STAGE/assets/content" \
       --video "$STAGE/videos/bikes" --video "$STAGE/videos/bigbuckbunny" --video-ratio 0.3 --mode "$mode" "${seq[@]}" \
       --width "$width" --crop "${CROP:-256}" --batch "${BATCH:-4}" --steps 40000 --device "$DEVICE" \
-      "${fast[@]}" --workers "${WORKERS:-4}" --time-limit "${TIME_LIMIT:-6m}" --log-every 50 --validate-every 500 \
+      "${fast[@]}" --workers "${WORKERS:-4}" --time-limit "${TIME_LIMIT:-2m}" --log-every 50 --validate-every 500 \
       --sample-every 1000000 --checkpoint-every 1000000 --out "$RUNS/$name" --overwrite --quiet \
       >"$RUNS/$name.stdout" 2>&1 &
     pids+=($!)

@@ -138,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         print("error: over the device call's limit; stage less (e.g. --quality 80 or fewer --styles)",
               file=sys.stderr)
         return 2
-    print(f'next: run(command="bash scripts/gpu_run.sh {args.what}", carry=[".device/{args.what}"])')
+    timeout = {"bench": 540, "train": 330}[args.what]
+    print(f'next: run(command="bash scripts/gpu_run.sh {args.what}", carry=[".device/{args.what}"], '
+          f'timeout_s={timeout})  (stage both calls first: the second must follow the first at once)')
     return 0
 
 
