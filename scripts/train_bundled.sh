@@ -7,6 +7,7 @@
 #
 #   SCALE=cpu  (default) reduced scale that fits a 2-core CPU: width 0.5, 128 px crops, STEPS=200 steps.
 #   SCALE=gpu  the paper's scale on a CUDA GPU: width 1.0, 256 px crops, batch 4, 20k steps.
+#   TEMPORAL_WEIGHT (200) the stable models' temporal-loss weight; the bundled models use 700 with STEPS=800.
 #
 # Usage: scripts/train_bundled.sh [RUNS_DIR] [STYLE ...]      (then scripts/bundle_models.py)
 set -euo pipefail
@@ -32,7 +33,7 @@ for style in "${STYLES[@]}"; do
   for mode in stable perframe; do
     out="$RUNS/$style-$mode"
     if [ -f "$out/final.pt" ]; then echo "skip $out (done)"; continue; fi
-    seq=(); [ "$mode" = stable ] && seq=(--seq-len 3)
+    seq=(); [ "$mode" = stable ] && seq=(--seq-len 3 --temporal-weight "${TEMPORAL_WEIGHT:-200}")
     resume=(); [ -f "$out/last.pt" ] && resume=(--resume "$out")
     if [ ${#resume[@]} -gt 0 ]; then
       "$PY" -m stablestyle train "${resume[@]}" --quiet
