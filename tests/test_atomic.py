@@ -115,3 +115,15 @@ def test_cli_lets_other_os_errors_through(monkeypatch):
     with pytest.raises(OSError):
         main(["models"])
 
+
+
+def test_cli_broken_pipe_is_not_reported_as_a_disk_error(monkeypatch, capsys):
+    def piped(args):
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    silenced = []
+    monkeypatch.setattr(models_command, "run", piped)
+    monkeypatch.setattr("stablestyle.cli.os.dup2", lambda fd, fd2: silenced.append(fd2))
+    monkeypatch.setattr("sys.stdout.fileno", lambda: 1, raising=False)
+    assert main(["models"]) == 141
+    assert silenced == [1] and capsys.readouterr().err == ""
