@@ -45,7 +45,7 @@ bench)
   SIZES=${SIZES:-640x360,1280x720,1920x1080}
   LARGEST=${SIZES##*,}
   # A session has 15 device minutes, the machine's start included: the stages run most-wanted first (CUDA graphs
-  # hold the 1080p targets) and their budgets add up to ~7 minutes, leaving room for the train call. Each
+  # hold the 1080p targets) and, with the tests, their budgets add up to ~7.5 minutes, leaving room for the train call. Each
   # stage's per-combination JSON lines also go to the log as they come, so a stage cut short still reports.
   for variant in graphs graphs_veryfast eager compiled; do
     case $variant in
@@ -71,6 +71,7 @@ train)
   timeout 75 "$PY" -m pytest -q -p no:cacheprovider tests/test_train.py -k cuda >"$OUT/tests_train.txt" 2>&1
   say "tests exit $? ($(tail -n 1 "$OUT/tests_train.txt"))"
   STYLES=${STYLES:-scream}
+  TIME_LIMIT=${TIME_LIMIT:-2m}  # what is left of 15 device minutes after the bench call
   JOBS=${JOBS:-}
   if [ -z "$JOBS" ]; then
     for s in $STYLES; do JOBS="$JOBS $s-stable:stable:1.0 $s-perframe:perframe:1.0 $s-stable-w025:stable:0.25"; done
@@ -83,11 +84,11 @@ train)
     style=${name%%-*}
     seq=(); [ "$mode" = stable ] && seq=(--seq-len 3)
     fast=(); [ "$DEVICE" = cuda ] && fast=(--channels-last)
-    say "train $name ($mode, width $width, ${TIME_LIMIT:-2m})"
+    say "train $name ($mode, width $width, $TIME_LIMIT)"
     "$PY" -m stablestyle train --style "$STAGE/assets/styles/$style.jpg" --content "$STAGE/assets/content" \
       --video "$STAGE/videos/bikes" --video "$STAGE/videos/bigbuckbunny" --video-ratio 0.3 --mode "$mode" "${seq[@]}" \
       --width "$width" --crop "${CROP:-256}" --batch "${BATCH:-4}" --steps 40000 --device "$DEVICE" \
-      "${fast[@]}" --workers "${WORKERS:-4}" --time-limit "${TIME_LIMIT:-2m}" --log-every 50 --validate-every 500 \
+      "${fast[@]}" --workers "${WORKERS:-4}" --time-limit "$TIME_LIMIT" --log-every 50 --validate-every 500 \
       --sample-every 1000000 --checkpoint-every 1000000 --out "$RUNS/$name" --overwrite --quiet \
       >"$RUNS/$name.stdout" 2>&1 &
     pids+=($!)

@@ -116,7 +116,6 @@ def test_cli_lets_other_os_errors_through(monkeypatch):
         main(["models"])
 
 
-
 def test_cli_broken_pipe_is_not_reported_as_a_disk_error(monkeypatch, capsys):
     def piped(args):
         raise BrokenPipeError(errno.EPIPE, "Broken pipe")

@@ -55,8 +55,9 @@ def _reference_files(args, images: list) -> tuple[list, str]:
     if args.reference:
         return _expand_images(args.reference, "--reference"), ", ".join(args.reference)
     folder = default_reference_dir()
-    if folder is not None and style_files(folder):
-        return style_files(folder), str(folder)
+    found = style_files(folder) if folder is not None else []
+    if found:
+        return found, str(folder)
     return images, "the analysed images"
 
 
