@@ -63,6 +63,11 @@ def _checks(runs: list[dict], clip: str) -> tuple[list[str], bool]:
     return lines, all_ok
 
 
+def _provenance_line(part: str, prov: dict) -> str:
+    return (f"- {part}: device {prov.get('device')} ({prov.get('cpu_threads')} threads), "
+            f"stablestyle {prov.get('stablestyle_version')}, torch {prov.get('torch_version')}, {prov.get('date')}")
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print(__doc__, file=sys.stderr)
@@ -74,14 +79,17 @@ def main(argv: list[str]) -> int:
         return 2
     base = _load(out / "baselines" / "results.json")
     fig = _load(out / "figure3_analysis.json")
+    fig_runs = _load(out / "figure3" / "results.json")
     runs = nets["runs"] + (base["runs"] if base else [])
-    prov = nets["provenance"]
+    # The parts may be measured on different days and machines (speeds only compare within one).
+    parts = [("bundled networks", nets), ("optimisation baselines", base), ("Figure 3", fig_runs)]
     lines = [
         "# Reproducing Gupta et al. 2017 with stablestyle",
         "",
-        "Produced by `scripts/reproduce_paper.sh` (this file by `scripts/paper_report.py`); "
-        f"stablestyle {prov['stablestyle_version']}, torch {prov['torch_version']}, device {prov['device']}, "
-        f"{prov['date']}.",
+        "Produced by `scripts/reproduce_paper.sh` (this file by `scripts/paper_report.py`). Where and when each "
+        "part was measured (frames/s compare only within one machine):",
+        "",
+        *[_provenance_line(name, results["provenance"]) for name, results in parts if results],
         "",
         "Definitions (from `stablestyle evaluate`): " + "; ".join(f"**{k}**: {v}" for k, v in
                                                                nets.get("definitions", {}).items()),
