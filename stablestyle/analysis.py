@@ -357,6 +357,10 @@ def load_instability(path: str | Path, method: str | None = None) -> dict[str, f
         return {style: float(np.mean(v)) for style, v in values.items()}
     if isinstance(data, dict) and data and all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                                for v in data.values()):
+        bad = {k: v for k, v in data.items() if not (math.isfinite(v) and v >= 0)}
+        if bad:  # an instability is a mean of squares: finite and >= 0
+            raise UserError(f"{path}: instability must be a finite number >= 0; got "
+                            + ", ".join(f"{k}: {v}" for k, v in bad.items()))
         return {str(k): float(v) for k, v in data.items()}
     raise UserError(f"{path}: expected stablestyle evaluate's results.json or a JSON object "
                     '{"style_name": instability, ...}')

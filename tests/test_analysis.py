@@ -174,6 +174,13 @@ def test_analyze_style_real_styles_and_figure_3(tmp_path, assets, capsys):
     assert ranked[0] == "candy" and ranked[-1] == "color"  # busy, saturated candy above soft watercolour
     assert "Pearson r =" in out and "Spearman rho = 1.000" in out
     assert fig.is_file() and fig.stat().st_size > 10_000
+    # an existing figure is only replaced on request
+    fig.write_bytes(b"keep")
+    assert main([*args, "--plot", str(fig), "--instability", str(measured)]) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err and fig.read_bytes() == b"keep"
+    assert main([*args, "--plot", str(fig), "--instability", str(measured), "--overwrite"]) == 0
+    assert fig.stat().st_size > 10_000
+    capsys.readouterr()
     # the same call as JSON reuses the cached traces and agrees
     assert main([*args, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -204,6 +211,26 @@ def test_analyze_style_user_errors(tmp_path, monkeypatch, synthetic_styles, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
     assert not (tmp_path / "fig.png").exists()
+
+
+def test_plot_never_replaces_an_input(tmp_path, synthetic_styles, capsys):
+    """--plot naming one of the style images is refused, even with --overwrite."""
+    measured = tmp_path / "m.json"
+    measured.write_text(json.dumps({"flat": 0.1, "contrast": 0.2}))
+    style = Path(synthetic_styles[0])
+    before = style.read_bytes()
+    assert main(["analyze-style", *synthetic_styles, "--plot", str(style), "--instability", str(measured),
+                 "--overwrite"]) == 2
+    assert "is also an input" in capsys.readouterr().err
+    assert style.read_bytes() == before
+
+
+@pytest.mark.parametrize("values", [{"a": -0.1}, {"a": float("inf")}, {"a": float("nan")}])
+def test_instability_values_must_be_finite_and_non_negative(tmp_path, values):
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(values))
+    with pytest.raises(UserError, match="finite number >= 0"):
+        load_instability(path)
 
 
 def test_figure_3_needs_three_matched_styles(tmp_path, synthetic_styles, capsys):

@@ -23,6 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         '{"style_name": instability}')
     p.add_argument("--method", default=None,
                    help="which method's runs to take from a results.json (default: perframe, or the only one)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --plot file")
     p.add_argument("--json", action="store_true", help="print the analysis as JSON instead of a table")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
 
@@ -85,6 +86,13 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--plot {plot}: unknown figure type; valid: {', '.join(PLOT_SUFFIXES)}")
         if not plot.parent.is_dir():
             raise UserError(f"--plot {plot}: folder {plot.parent} does not exist; create it first")
+        if plot.is_dir():
+            raise UserError(f"--plot {plot} is a folder; give a file name such as {plot / 'fig3.png'}")
+        inputs = [*images, *(args.reference or []), *([args.instability] if args.instability else [])]
+        if any(Path(p).exists() and plot.exists() and plot.samefile(p) for p in inputs):
+            raise UserError(f"--plot {plot} is also an input; choose another file name")
+        if plot.exists() and not args.overwrite:
+            raise UserError(f"--plot {plot} already exists; pass --overwrite to replace it")
         if args.instability is None:
             raise UserError("--plot needs --instability (evaluate's results.json or a {style: instability} JSON)")
     if args.instability is not None:
