@@ -6,8 +6,12 @@ One interface, several engines (a small registry, :data:`BACKENDS`):
   tensors, ``cudnn.benchmark``, optional ``torch.compile`` and CUDA graphs
   (static shapes, captured after a warm-up), pinned host buffers with
   non-blocking copies, and uint8 quantisation on the GPU so only a quarter
-  of the bytes cross back.  On CPU: fp32 (or bf16 autocast when asked) with
-  ``torch.set_num_threads``.
+  of the bytes cross back.  On CPU: fp32, or bf16 when asked, with
+  ``torch.set_num_threads``.  CPU bf16 casts the whole net (weights and
+  activations, instance norm included) instead of using autocast: autocast
+  keeps instance norm in fp32 and converts every layer's activations there
+  and back, which cost 45% of the small net's time (40 against 22 frames/s,
+  the same accuracy; docs/PERFORMANCE.md).
 * ``"onnx"`` -- onnxruntime on a graph from :mod:`stablestyle.export` (CPU
   execution provider; the CUDA one when the device is CUDA and the
   installed onnxruntime has it).  The recurrent state is an explicit graph
@@ -315,6 +319,10 @@ class TorchBackend(Backend):
         self.channels_last = bool(channels_last)
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
+        # CPU bf16: the whole net in bf16, no autocast (see the module docstring)
+        self._cast_net = device.type == "cpu" and precision == "bf16"
+        if self._cast_net:
+            net = net.to(torch.bfloat16)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         if threads is not None:
@@ -334,15 +342,19 @@ class TorchBackend(Backend):
 
     def describe(self) -> dict:
         return {**super().describe(), "channels_last": self.channels_last, "compile": self.compile,
+                "weights_dtype": str(next(self.net.parameters()).dtype).removeprefix("torch."),
                 "cuda_graphs": self.cuda_graphs, "split_convs": self.split_convs,
                 "threads": self.threads or torch.get_num_threads()}
 
     def _autocast(self, cache_enabled: bool = True):
-        if self._dtype == torch.float32:
+        if self._dtype == torch.float32 or self._cast_net:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self._dtype, cache_enabled=cache_enabled)
 
     def _call(self, x: torch.Tensor, prev: torch.Tensor | None) -> torch.Tensor:
+        if self._cast_net:
+            x = x.to(self._dtype)
+            prev = prev.to(self._dtype) if prev is not None else None
         with self._autocast(cache_enabled=not self.cuda_graphs):
             out, _ = self._forward(x, prev)
         return out
