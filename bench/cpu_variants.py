@@ -6,8 +6,9 @@ times a few frames of *each* variant in turn, and the per-frame times are
 pooled per variant; the median and the minimum are reported.
 
 Variants: backend (torch / onnx) x precision (fp32 / bf16, torch only) x
-phase-split thin convolutions on / off (:class:`stablestyle.backends.PhaseSplitConv2d`),
-plus channels-last off and ``torch.compile`` when asked.  Example::
+phase-split thin convolutions on / off (:class:`stablestyle.backends.PhaseSplitConv2d`), instance
+norm as group norm (:class:`stablestyle.backends.GroupInstanceNorm2d`, the default) or as PyTorch's
+``instance_norm``, plus channels-last off and ``torch.compile`` when asked.  Example::
 
     python bench/cpu_variants.py --width 0.25 --size 640x360 --threads 1 --rounds 6
 """
@@ -47,6 +48,9 @@ def main(argv=None) -> int:
         variants[f"torch fp32 {tag}"] = ("torch", dict(precision="fp32", split_convs=split))
         variants[f"torch bf16 {tag}"] = ("torch", dict(precision="bf16", split_convs=split))
         variants[f"onnx fp32 {tag}"] = ("onnx", dict(precision="fp32", split_convs=split))
+    # instance norm as PyTorch runs it (reshape + batch norm) against the group-norm rewrite the backend uses
+    variants["torch fp32 split instance-norm"] = ("torch", dict(precision="fp32", group_norms=False))
+    variants["torch bf16 split instance-norm"] = ("torch", dict(precision="bf16", group_norms=False))
     if args.channels_first:
         variants["torch fp32 split channels-first"] = ("torch", dict(precision="fp32", channels_last=False))
         variants["torch bf16 split channels-first"] = ("torch", dict(precision="bf16", channels_last=False))

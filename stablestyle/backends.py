@@ -7,7 +7,9 @@ One interface, several engines (a small registry, :data:`BACKENDS`):
   (static shapes, captured after a warm-up), pinned host buffers with
   non-blocking copies, and uint8 quantisation on the GPU so only a quarter
   of the bytes cross back.  On CPU: fp32, or bf16 when asked, with
-  ``torch.set_num_threads``.  CPU bf16 casts the whole net (weights and
+  ``torch.set_num_threads``; instance norms run as group norms
+  (:class:`GroupInstanceNorm2d`, native channels-last kernels).  CPU bf16
+  casts the whole net (weights and
   activations, instance norm included) instead of using autocast: autocast
   keeps instance norm in fp32 and converts every layer's activations there
   and back, which cost 45% of the small net's time (40 against 22 frames/s,
@@ -205,6 +207,49 @@ def split_thin_convs(net: nn.Module, phases: int = 2) -> list[str]:
     return replaced
 
 
+#: Below this many channels CPU bf16 ``group_norm`` on channels-last tensors takes a slow path (7 ms
+#: against instance norm's 1 ms for 8 channels at 640x360); those layers keep ``instance_norm``.
+GROUP_NORM_MIN_BF16_CHANNELS = 16
+
+
+class GroupInstanceNorm2d(nn.Module):
+    """Affine instance norm computed as ``group_norm`` with one group per channel (the same function).
+
+    PyTorch's CPU ``instance_norm`` reshapes its input to ``(1, B*C, H, W)`` for
+    a batch norm, which copies channels-last tensors twice and made it the
+    network's most expensive op here; ``group_norm`` has a native
+    channels-last kernel: 4-10x faster per layer in fp32 (``bench/cpu_variants.py``,
+    docs/PERFORMANCE.md).  bf16 inputs with fewer than
+    :data:`GROUP_NORM_MIN_BF16_CHANNELS` channels still go through ``instance_norm``.
+    """
+
+    def __init__(self, norm: nn.InstanceNorm2d) -> None:
+        super().__init__()
+        if not norm.affine or norm.track_running_stats:
+            raise ValueError("GroupInstanceNorm2d needs an affine InstanceNorm2d without running stats")
+        self.num_features, self.eps = norm.num_features, norm.eps
+        self.weight, self.bias = norm.weight, norm.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.bfloat16 and self.num_features < GROUP_NORM_MIN_BF16_CHANNELS:
+            return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
+        return F.group_norm(x, self.num_features, self.weight, self.bias, self.eps)
+
+
+def group_instance_norms(net: nn.Module) -> list[str]:
+    """Replace (in place) every affine ``nn.InstanceNorm2d`` of ``net`` by a :class:`GroupInstanceNorm2d`.
+
+    The parameters are shared, not copied.  Returns the names of the replaced modules.
+    """
+    replaced = []
+    for parent_name, parent in list(net.named_modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.InstanceNorm2d) and child.affine and not child.track_running_stats:
+                setattr(parent, name, GroupInstanceNorm2d(child))
+                replaced.append(f"{parent_name}.{name}" if parent_name else name)
+    return replaced
+
+
 # ----------------------------------------------------------------------------- registry
 
 class Backend:
@@ -259,7 +304,8 @@ def register_backend(name: str) -> Callable[[type[Backend]], type[Backend]]:
 
 def make_backend(name: str, model, *, device: torch.device | str = "cpu", precision: str = "auto",
                  threads: int | None = None, channels_last: bool = True, compile: bool | str = False,
-                 cuda_graphs: bool = False, split_convs: bool | None = None) -> Backend:
+                 cuda_graphs: bool = False, split_convs: bool | None = None,
+                 group_norms: bool | None = None) -> Backend:
     """Build the inference backend ``name`` (one of :data:`BACKENDS`) for ``model``.
 
     Args:
@@ -279,6 +325,8 @@ def make_backend(name: str, model, *, device: torch.device | str = "cpu", precis
         split_convs: compute thin large-kernel convolutions as strided phases
             (:class:`PhaseSplitConv2d`; same outputs, faster CPU kernels); ``None`` = on CPU only.
             For the onnx backend it applies when it exports the network itself.
+        group_norms: run instance norms as ``group_norm`` (:class:`GroupInstanceNorm2d`; the same
+            function, faster CPU kernels; torch backend); ``None`` = on CPU only.
     """
     if name not in BACKENDS:
         raise UserError(f"unknown backend {name!r}; valid: {', '.join(sorted(BACKENDS))}")
@@ -290,11 +338,13 @@ def make_backend(name: str, model, *, device: torch.device | str = "cpu", precis
         raise UserError(f"threads must be a positive whole number, got {threads!r}")
     if split_convs is None:
         split_convs = device.type == "cpu"
+    if group_norms is None:
+        group_norms = device.type == "cpu"
     if name == "onnx" and precision == "auto":
         precision = "fp32"  # the onnx backend runs fp32 graphs only
     return BACKENDS[name](model, device=device, precision=resolve_precision(precision, device), threads=threads,
                           channels_last=channels_last, compile=compile, cuda_graphs=cuda_graphs,
-                          split_convs=bool(split_convs))
+                          split_convs=bool(split_convs), group_norms=bool(group_norms))
 
 
 # ----------------------------------------------------------------------------- torch
@@ -304,7 +354,8 @@ class TorchBackend(Backend):
     """Eager PyTorch (see the module docstring for the CUDA / CPU settings)."""
 
     def __init__(self, model, *, device: torch.device, precision: str, threads: int | None,
-                 channels_last: bool, compile: bool | str, cuda_graphs: bool, split_convs: bool) -> None:
+                 channels_last: bool, compile: bool | str, cuda_graphs: bool, split_convs: bool,
+                 group_norms: bool = False) -> None:
         if not isinstance(model, nn.Module):
             raise UserError(f"the torch backend needs a network (a loaded checkpoint), got {type(model).__name__}; "
                             "an .onnx file runs with --backend onnx")
@@ -316,6 +367,7 @@ class TorchBackend(Backend):
         super().__init__(device, precision, bool(getattr(model, "recurrent", False)))
         net = copy.deepcopy(model).eval().requires_grad_(False).to(device)
         self.split_convs = split_thin_convs(net) if split_convs else []
+        self.group_norms = group_instance_norms(net) if group_norms else []
         self.channels_last = bool(channels_last)
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
@@ -344,6 +396,7 @@ class TorchBackend(Backend):
         return {**super().describe(), "channels_last": self.channels_last, "compile": self.compile,
                 "weights_dtype": str(next(self.net.parameters()).dtype).removeprefix("torch."),
                 "cuda_graphs": self.cuda_graphs, "split_convs": self.split_convs,
+                "group_norms": len(self.group_norms),
                 "threads": self.threads or torch.get_num_threads()}
 
     def _autocast(self, cache_enabled: bool = True):
@@ -476,7 +529,8 @@ class OnnxBackend(Backend):
     """
 
     def __init__(self, model, *, device: torch.device, precision: str, threads: int | None,
-                 channels_last: bool, compile: bool | str, cuda_graphs: bool, split_convs: bool) -> None:
+                 channels_last: bool, compile: bool | str, cuda_graphs: bool, split_convs: bool,
+                 group_norms: bool = False) -> None:  # group_norms: torch only (the graph has its own norms)
         try:
             import onnxruntime as ort
         except ImportError:

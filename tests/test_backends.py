@@ -8,10 +8,12 @@ import torch
 
 from stablestyle.backends import (
     BACKENDS,
+    GroupInstanceNorm2d,
     PhaseSplitConv2d,
     TorchBackend,
     conv_flops,
     frames_to_tensor,
+    group_instance_norms,
     make_backend,
     quantize,
     resolve_precision,
@@ -169,6 +171,50 @@ def test_torch_backend_split_option(split):
         torch.testing.assert_close(out, r, rtol=0, atol=1e-5)
 
 
+# ----------------------------------------------------------------------------- instance norm as group norm
+
+@pytest.mark.parametrize("channels, dtype, channels_last", [
+    (8, torch.float64, False), (8, torch.float64, True), (32, torch.float64, True),
+    (8, torch.bfloat16, True), (32, torch.bfloat16, True),  # 8: the bf16 instance_norm path
+])
+def test_group_instance_norm_equals_instance_norm(channels, dtype, channels_last):
+    torch.manual_seed(0)
+    norm = torch.nn.InstanceNorm2d(channels, affine=True).to(dtype)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 2.0)
+        norm.bias.uniform_(-1.0, 1.0)
+    x = 3 * torch.randn(2, channels, 13, 17, dtype=torch.float64).to(dtype) + 1
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    tol = {"rtol": 0, "atol": 1e-10} if dtype == torch.float64 else {"rtol": 0, "atol": 0.05}
+    torch.testing.assert_close(GroupInstanceNorm2d(norm)(x), norm(x), **tol)
+
+
+def test_group_instance_norms_rewrites_every_norm_and_shares_parameters():
+    net = TransformerNet(width=0.25)
+    n_norms = sum(isinstance(m, torch.nn.InstanceNorm2d) for m in net.modules())
+    weight = net.in1.weight
+    replaced = group_instance_norms(net)
+    assert len(replaced) == n_norms == 15 and "in1" in replaced and "res1.in1" in replaced
+    assert not any(isinstance(m, torch.nn.InstanceNorm2d) for m in net.modules())
+    assert net.in1.weight is weight
+    with pytest.raises(ValueError, match="affine"):
+        GroupInstanceNorm2d(torch.nn.InstanceNorm2d(4))
+
+
+@pytest.mark.parametrize("group_norms", [True, False])
+def test_torch_backend_group_norm_option(group_norms):
+    net = _net()
+    backend = make_backend("torch", net, device="cpu", group_norms=group_norms)
+    assert (backend.describe()["group_norms"] == 15) is group_norms
+    assert any(isinstance(m, torch.nn.InstanceNorm2d) for m in net.modules())  # the caller's net untouched
+    frames = _frames(2, 24, 28)
+    state = None
+    for f, r in zip(frames, _reference(net, frames)):
+        out, state = backend.step(f, state)
+        torch.testing.assert_close(out, r, rtol=0, atol=1e-5)
+
+
 # ----------------------------------------------------------------------------- torch backend
 
 @pytest.mark.parametrize("recurrent", [True, False])
@@ -236,7 +282,8 @@ def _torch_backend(net, device: str, precision: str):
     """The torch backend at ``precision``; built directly because :func:`make_backend` refuses fp16 on CPU
     (slow kernels), while the numerics -- fp16 autocast over the same network -- are what is checked here."""
     return TorchBackend(net, device=torch.device(device), precision=precision, threads=None, channels_last=True,
-                        compile=False, cuda_graphs=False, split_convs=device == "cpu")
+                        compile=False, cuda_graphs=False, split_convs=device == "cpu",
+                        group_norms=device == "cpu")
 
 
 @pytest.mark.parametrize("device", FP16_DEVICES)
