@@ -218,8 +218,9 @@ class GroupInstanceNorm2d(nn.Module):
     PyTorch's CPU ``instance_norm`` reshapes its input to ``(1, B*C, H, W)`` for
     a batch norm, which copies channels-last tensors twice and made it the
     network's most expensive op here; ``group_norm`` has a native
-    channels-last kernel: 4-10x faster per layer in fp32 (``bench/cpu_variants.py``,
-    docs/PERFORMANCE.md).  bf16 inputs with fewer than
+    channels-last kernel, and the whole net ran 1.4-1.9x faster with it on two CPU
+    threads (``bench/cpu_variants.py``'s ``instance-norm`` variants; docs/PERFORMANCE.md).
+    bf16 inputs with fewer than
     :data:`GROUP_NORM_MIN_BF16_CHANNELS` channels still go through ``instance_norm``.
     """
 
