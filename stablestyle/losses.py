@@ -19,6 +19,8 @@ float64) with autocast switched off locally.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -308,8 +310,8 @@ class LossWeights:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if not (isinstance(value, (int, float)) and value >= 0):
-                raise ValueError(f"loss weight {f.name} must be a number >= 0, got {value!r}")
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"loss weight {f.name} must be a finite number >= 0, got {value!r}")
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)

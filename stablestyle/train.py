@@ -90,6 +90,16 @@ CONFIG_NAME, LOG_NAME, VAL_NAME = "config.yaml", "log.csv", "val.csv"
 LAST_NAME, FINAL_NAME, SAMPLES_NAME = "last.pt", "final.pt", "samples"
 #: The clock of ``fit(time_limit=...)`` (a module attribute so tests can replace it).
 _clock = time.monotonic
+#: Suffixes that mark a ``content`` entry as a video (given with ``video`` / ``--video`` instead).
+CONTENT_VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+
+
+class TrainingDiverged(UserError, FloatingPointError):
+    """The losses or the network's weights became NaN / inf (learning rate or loss weights too large).
+
+    A :class:`UserError` (the CLI prints one line and exits 2: the settings
+    are the user's to change) and a ``FloatingPointError`` (what it is).
+    """
 
 
 # ============================================================================= configuration
@@ -204,7 +214,9 @@ class TrainConfig:
         if not (self.width > 0 and math.isfinite(self.width)):
             raise UserError(f"width must be a positive number (1.0 = Johnson et al.'s net), got {self.width}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise UserError(f"lr must be a positive number, got {self.lr}")
+            raise UserError(f"lr (--lr) must be a positive finite number, got {self.lr}")
+        for name, value in self.weights.as_dict().items():
+            _check_weight(name, value)
         if not 0.0 <= self.video_ratio <= 1.0:
             raise UserError(f"video_ratio must be in [0, 1], got {self.video_ratio}")
         for layer in (self.content_layer, *self.style_layers):
@@ -286,6 +298,13 @@ def _coerce(value: Any, tp: Any, name: str, source: str) -> Any:
     raise TypeError(f"unsupported config type {tp!r} for {name}")  # a bug in TrainConfig, not user input
 
 
+def _check_weight(name: str, value: float, source: str = "") -> None:
+    """A loss weight must be a finite number >= 0 (an infinite one makes every loss NaN / inf)."""
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        where = f"{source}: " if source else ""
+        raise UserError(f"{where}loss weight {name} (--{name}-weight) must be a finite number >= 0, got {value!r}")
+
+
 def _weights_from(value: Any, base: LossWeights, source: str) -> LossWeights:
     names = [f.name for f in dataclasses.fields(LossWeights)]
     if not isinstance(value, Mapping):
@@ -295,6 +314,8 @@ def _weights_from(value: Any, base: LossWeights, source: str) -> LossWeights:
         raise UserError(f"{source}: unknown loss weight(s) {', '.join(map(str, unknown))}; valid: {', '.join(names)}")
     merged = base.as_dict()
     merged.update({k: _coerce(v, float, f"weights.{k}", source) for k, v in value.items()})
+    for name, weight in merged.items():
+        _check_weight(name, weight, source)
     try:
         return LossWeights(**merged)
     except ValueError as exc:
@@ -329,11 +350,18 @@ def load_config(path: str | os.PathLike, base: TrainConfig | None = None) -> Tra
     """Read a YAML config file (see ``configs/*.yaml``) on top of ``base``."""
     import yaml
 
-    path = Path(path)
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise UserError(f"config file {path} is a folder, not a YAML file; give a file such as configs/stable.yaml")
     if not path.is_file():
         raise UserError(f"config file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"config file {path} is not a UTF-8 text YAML file (byte {exc.start} is "
+                        f"{exc.object[exc.start]:#04x}); save it as UTF-8 text") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise UserError(f"{path} is not valid YAML ({exc})".replace("\n", " ")) from None
     return config_from_dict(data or {}, base, source=str(path))
@@ -357,12 +385,35 @@ def find_content(entries: Sequence[str]) -> list[Path]:
 
     files: list[Path] = []
     for entry in entries:
-        found = find_images([Path(entry).expanduser()])
+        path = Path(entry).expanduser()
+        if path.is_file():
+            _check_content_file(path)
+        found = find_images([path])
         if not found:
-            raise UserError(f"content {entry} has no images ({', '.join(IMAGE_EXTENSIONS)}); give a folder "
-                            "of photos or image files")
+            videos = path.is_dir() and any(p.suffix.lower() in CONTENT_VIDEO_SUFFIXES for p in path.rglob("*"))
+            todo = "pass its videos with --video FILE each" if videos else "give a folder of photos or image files"
+            raise UserError(f"content {entry} has no images ({', '.join(IMAGE_EXTENSIONS)}); {todo}")
         files += found
     return files
+
+
+def _check_content_file(path: Path) -> None:
+    """A ``content`` file named explicitly must be an image, not a video (which ``--video`` takes)."""
+    from PIL import Image
+
+    from .data import IMAGE_EXTENSIONS
+
+    if path.suffix.lower() in CONTENT_VIDEO_SUFFIXES:
+        raise UserError(f"content {path} is a video; --content takes images or folders of images, "
+                        f"pass videos with --video {path}")
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        return  # a broken photo is skipped with a counted warning later, as in a folder
+    try:
+        with Image.open(path):  # reads the header only
+            pass
+    except Exception:  # noqa: BLE001 - Pillow raises many types for non-images
+        raise UserError(f"content {path} is not an image Pillow can read; --content takes images or folders of "
+                        f"images ({', '.join(IMAGE_EXTENSIONS)}); if it is a video, pass it with --video") from None
 
 
 def split_validation(config: TrainConfig) -> tuple[list[Path], Path | None]:
@@ -409,9 +460,17 @@ def check_inputs(config: TrainConfig) -> None:
     config.validate()
     if not config.content and not config.video:
         raise UserError("no training data: give --content DIR (still images) and/or --video FILE")
-    if not Path(config.style).expanduser().is_file():
+    style = Path(config.style).expanduser()
+    if style.is_dir():
+        raise UserError(f"style image {config.style} is a folder, not an image file; give one image, "
+                        "e.g. --style styles/scream.jpg")
+    if not style.exists():
         raise UserError(f"style image {config.style} does not exist")
-    read_image(config.style)
+    read_image(style)
+    if config.vgg_weights is not None:  # a missing file or a folder fails here, before the data scan
+        from .models import resolve_vgg16_weights
+
+        resolve_vgg16_weights(config.vgg_weights)
     split_validation(config)
     for entry in config.video:
         path = Path(entry).expanduser()
@@ -434,6 +493,10 @@ def prepare_run_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Path
     if path.exists() and not path.is_dir():
         raise UserError(f"run folder {path} exists and is a file; choose another --out")
     if path.is_dir() and any(path.iterdir()):
+        has_checkpoint = (path / LAST_NAME).is_file() or (path / FINAL_NAME).is_file()
+        if not overwrite and (path / CONFIG_NAME).is_file() and not has_checkpoint:
+            raise UserError(f"run folder {path} holds no checkpoint (an earlier run stopped before its first "
+                            f"{LAST_NAME}); pass --overwrite to start it afresh, or choose another --out")
         if not overwrite:
             raise UserError(f"run folder {path} already exists; pass --resume {path} to continue it, "
                             "--overwrite to start it afresh, or choose another --out")
@@ -696,7 +759,7 @@ class Trainer:
             # rank 0 first: video flow is estimated once and cached on disk, then the others read the cache
             if not self.ctx.is_main:
                 barrier(self.ctx)
-            dataset = build_dataset(config, self.stills, quiet=self.quiet)
+            dataset = build_dataset(config, self.stills, quiet=self.quiet, val_path=self.val_path)
             if self.ctx.is_main:
                 barrier(self.ctx)
         self.dataset = dataset
@@ -890,14 +953,18 @@ class Trainer:
             log.warning("non-finite loss terms %s before step %d: fp16 overflow, steps skipped by the "
                         "gradient scaler", bad, self.step)
             return
-        raise FloatingPointError(f"non-finite loss terms {bad} before step {self.step}; lower the learning rate "
-                                 f"(lr {self.config.lr}) or the loss weights, or train with amp off")
+        weights = ", ".join(f"{k} {v:g}" for k, v in self.weights.as_dict().items())
+        raise TrainingDiverged(f"training diverged: non-finite loss terms {bad} before step {self.step}; lower the "
+                               f"learning rate (lr {self.config.lr:g}) or the loss weights ({weights}), or train "
+                               f"with amp off, and start afresh (--overwrite or another --out)")
 
     def _check_weights(self) -> None:
         """Refuse to checkpoint NaN / inf weights (they would overwrite a good last.pt)."""
         if not all(bool(torch.isfinite(p).all()) for p in self.net.parameters()):
-            raise FloatingPointError(f"the network's weights became NaN / inf by step {self.step}; not saving. "
-                                     f"Resume from the last good checkpoint with a lower learning rate")
+            # --resume cannot change lr or the weights, so a fresh start is the way on
+            raise TrainingDiverged(f"training diverged: the network's weights became NaN / inf by step "
+                                   f"{self.step}; not saving them. Start afresh (--overwrite or another --out) "
+                                   f"with a lower learning rate (lr {self.config.lr:g}) or loss weights")
 
     def fit(self, time_limit: float | None = None) -> dict[str, float]:
         """Train from ``self.step`` to ``config.steps``; returns the last logged metrics.
@@ -1035,17 +1102,21 @@ def _progress_bar(*, total: int, initial: int, quiet: bool):
 
 # ============================================================================= data and images
 
-def build_dataset(config: TrainConfig, stills: Sequence[Path], quiet: bool = True) -> torch.utils.data.Dataset:
+def build_dataset(config: TrainConfig, stills: Sequence[Path], quiet: bool = True,
+                  val_path: Path | None = None) -> torch.utils.data.Dataset:
     """The training data of ``config``: ``stills`` with synthetic motion and / or ``config.video``.
 
     :func:`stablestyle.data.build_training_data` with ``seq_len`` items of
     ``crop x crop`` pixels; items are a function of ``(seed, epoch, index)``.
+    ``val_path`` (from :func:`split_validation`) is named in the error when no
+    still is usable because the validation image was held out of them.
     """
     from .data import build_training_data
 
+    held_out = val_path if config.val_image is None and val_path is not None and val_path not in stills else None
     return build_training_data([str(p) for p in stills], list(config.video), seq_len=config.sequence_length,
                                crop=config.crop, video_ratio=config.video_ratio, flow_method=config.flow_method,
-                               seed=config.seed, quiet=quiet)
+                               seed=config.seed, quiet=quiet, held_out=held_out)
 
 
 #: Seed of the validation clip's motion: the same clip for every run and every resume.

@@ -296,3 +296,25 @@ def test_build_without_usable_data_is_a_user_error(messy_folder, tmp_path):
         build_training_data([tmp_path / "missing"], seq_len=2, crop=CROP)
     with pytest.raises(UserError, match="no training data"):
         build_training_data(seq_len=2, crop=CROP)
+
+
+@pytest.mark.parametrize("names, held_out, wanted, unwanted", [
+    (["truncated.jpg"], None, ["(1 unreadable;"], ["short side", "validation"]),
+    (["tiny.png"], None, ["(1 too small;", "short side of at least 16 px for crop 32"], ["validation"]),
+    (["truncated.jpg"], "good.png", ["good.png was held back as the validation image", "at least two usable",
+                                     "--val-image"], []),
+])
+def test_no_usable_images_says_why_and_names_the_held_out_image(messy_folder, names, held_out, wanted, unwanted):
+    with pytest.raises(UserError, match="no usable training images") as info:
+        build_training_data([messy_folder / n for n in names], seq_len=2, crop=CROP,
+                            held_out=held_out and messy_folder / held_out)
+    text = str(info.value)
+    assert all(w in text for w in wanted) and not any(u in text for u in unwanted), text
+
+
+def test_no_usable_images_names_at_most_three_entries(tmp_path):
+    files = [tmp_path / f"tiny{i}.png" for i in range(5)]
+    for path in files:
+        Image.new("RGB", (8, 8)).save(path)
+    with pytest.raises(UserError, match=r"in .*tiny0\.png, .*tiny1\.png, .*tiny2\.png and 2 more: all 5 found"):
+        build_training_data(files, seq_len=2, crop=CROP)

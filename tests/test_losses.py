@@ -253,10 +253,11 @@ def test_weights_reject_unknown_terms(terms):
         LossWeights().total(terms)
 
 
+@pytest.mark.parametrize("value", [-1.0, float("inf"), float("nan")])
 @pytest.mark.parametrize("field", ["content", "style", "tv", "temporal"])
-def test_weights_reject_negative(field):
-    with pytest.raises(ValueError, match=field):
-        LossWeights(**{field: -1.0})
+def test_weights_reject_negative_and_non_finite(field, value):
+    with pytest.raises(ValueError, match=f"loss weight {field} must be a finite number >= 0"):
+        LossWeights(**{field: value})
 
 
 def test_default_weights_balance_measured_magnitudes():

@@ -8,6 +8,7 @@ tests/test_train_cli.py trains with the real VGG-16 through the CLI).
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from stablestyle.train import (
     SequenceModel,
     Trainer,
     TrainConfig,
+    TrainingDiverged,
     config_from_dict,
     load_config,
     resolve_amp,
@@ -95,7 +97,9 @@ def test_config_from_yaml_then_flags(tmp_path):
     ("weights:\n  flicker: 1\n", "unknown loss weight(s) flicker; valid: content, style, tv, temporal"),
     ("steps: many\n", "steps must be an integer"),
     ("lr: [1]\n", "lr must be a number"),
-    ("weights:\n  style: -1\n", "must be a number >= 0"),
+    ("weights:\n  style: -1\n", "must be a finite number >= 0"),
+    ("weights:\n  style: .inf\n", "loss weight style (--style-weight) must be a finite number >= 0, got inf"),
+    ("weights:\n  tv: .nan\n", "loss weight tv (--tv-weight) must be a finite number >= 0, got nan"),
     ("- a\n- b\n", "expected a mapping"),
 ])
 def test_config_file_errors(tmp_path, yaml_text, message):
@@ -114,11 +118,29 @@ def test_config_file_errors(tmp_path, yaml_text, message):
     (dict(style_layers=["relu9_9"]), "unknown VGG-16 layer 'relu9_9'"),
     (dict(video_ratio=1.5), r"video_ratio must be in \[0, 1\]"),
     (dict(style=""), "no style image"),
+    (dict(lr=math.inf), r"lr \(--lr\) must be a positive finite number, got inf"),
 ])
 def test_config_validate(changes, message):
     config = TrainConfig(**{"style": "s.jpg", "content": ["c"], "out": "run", **changes})
     with pytest.raises(UserError, match=message):
         config.validate()
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"# r\xe9glages\nsteps: 2\n", "is not a UTF-8 text YAML file (byte 3 is 0xe9)"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00", "is not a UTF-8 text YAML file (byte 0 is 0x89)"),
+    (b"steps: 2\x00\n", "is not valid YAML"),
+    (None, "is a folder, not a YAML file"),
+])
+def test_unreadable_config_file_is_a_user_error(tmp_path, content, message):
+    path = tmp_path / "c.yaml"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    with pytest.raises(UserError) as info:
+        load_config(path)
+    assert message in str(info.value) and "\n" not in str(info.value)
 
 
 def test_resolve_amp_cpu():
@@ -449,6 +471,20 @@ def test_keyboard_interrupt_saves_last(assets, content_dir, tmp_path, monkeypatc
     with pytest.raises(KeyboardInterrupt):
         Trainer(tiny_config(assets, content_dir, run), loss_net=StandInEncoder(), quiet=True).fit()
     assert read_checkpoint(run / "last.pt")["training_state"]["step"] == 2 and not (run / "final.pt").exists()
+
+
+def test_divergence_is_a_one_line_user_error(assets, content_dir, tmp_path):
+    assert issubclass(TrainingDiverged, UserError) and issubclass(TrainingDiverged, FloatingPointError)
+    weights = LossWeights(**{**STAND_IN_WEIGHTS, "style": 1e300})  # finite, but the weighted loss overflows
+    config = tiny_config(assets, content_dir, tmp_path / "run", steps=2, weights=weights)
+    with pytest.raises(TrainingDiverged, match=r"training diverged: non-finite loss terms .* before step 1; lower"):
+        Trainer(config, loss_net=StandInEncoder(), quiet=True).fit()
+    assert not (tmp_path / "run" / "last.pt").exists()
+    trainer = Trainer(tiny_config(assets, content_dir, tmp_path / "run2"), loss_net=StandInEncoder(), quiet=True)
+    with torch.no_grad():
+        next(trainer.net.parameters()).fill_(math.nan)
+    with pytest.raises(TrainingDiverged, match="weights became NaN / inf by step 0; not saving"):
+        trainer._check_weights()
 
 
 def test_restore_refuses_a_final_checkpoint(assets, content_dir, uninterrupted, tmp_path):

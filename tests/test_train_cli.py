@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -125,10 +126,12 @@ def test_torchrun_two_processes_train_and_resume(assets, content_dir, tmp_path):
     assert read_checkpoint(run / "last.pt")["training_state"]["data"]["world_size"] == 2
 
 
-def _existing(tmp_path: Path, run_folder: bool) -> Path:
+def _existing(tmp_path: Path, run_folder: bool, checkpoint: bool = True) -> Path:
     folder = tmp_path / "out"
     folder.mkdir()
     (folder / ("config.yaml" if run_folder else "notes.txt")).write_text("mode: stable\n")
+    if run_folder and checkpoint:
+        (folder / "last.pt").write_bytes(b"")
     return folder
 
 
@@ -138,12 +141,24 @@ def _existing(tmp_path: Path, run_folder: bool) -> Path:
     ("unknown mode", "unknown mode 'fast'; valid: stable, perframe"),
     ("perframe sequences", "seq_len must be 1"),
     ("existing run", "already exists; pass --resume"),
+    ("existing run without checkpoint", "holds no checkpoint (an earlier run stopped before its first last.pt); "
+                                        "pass --overwrite"),
     ("overwrite other folder", "refuses to delete"),
     ("unknown config key", "unknown setting(s) learning_rate"),
     ("fp16 on cpu", "needs a CUDA GPU"),
     ("resume non-run", "is not a run folder"),
     ("resume changes width", "cannot change width"),
     ("bad time limit", "--time-limit must be a positive duration such as 90s, 20m or 1.5h"),
+    ("infinite weight", "loss weight tv (--tv-weight) must be a finite number >= 0, got inf"),
+    ("latin-1 config", "is not a UTF-8 text YAML file"),
+    ("binary config", "is not a UTF-8 text YAML file"),
+    ("style folder", "is a folder, not an image file"),
+    ("config folder", "is a folder, not a YAML file"),
+    ("vgg folder", "is a folder, not a weights file"),
+    ("garbage vgg", "is not a VGG-16 weights file readable by torch.load (UnpicklingError: "),
+    ("empty vgg", "is empty, not a VGG-16 weights file; point --vgg-weights or STABLESTYLE_VGG16 at"),
+    ("video as content", "is a video; --content takes images or folders of images, pass videos with --video"),
+    ("one usable image", "was held back as the validation image, so training needs at least two usable images"),
 ])
 def test_bad_input_is_a_one_line_error(assets, content_dir, cli_run, tmp_path, capsys, case, message):
     out = tmp_path / "new_run"
@@ -162,8 +177,8 @@ def test_bad_input_is_a_one_line_error(assets, content_dir, cli_run, tmp_path, c
         args += ["--mode", "fast"]
     elif case == "perframe sequences":
         args += ["--mode", "perframe"]
-    elif case in ("existing run", "overwrite other folder"):
-        out = _existing(tmp_path, run_folder=case == "existing run")
+    elif case in ("existing run", "existing run without checkpoint", "overwrite other folder"):
+        out = _existing(tmp_path, run_folder=case != "overwrite other folder", checkpoint=case == "existing run")
         setflag("--out", str(out))
         args += ["--overwrite"] if case == "overwrite other folder" else []
         before = sorted(p.name for p in out.iterdir())
@@ -174,6 +189,32 @@ def test_bad_input_is_a_one_line_error(assets, content_dir, cli_run, tmp_path, c
         args += ["--amp", "fp16", "--device", "cpu"]
     elif case == "bad time limit":
         args += ["--time-limit", "soon"]
+    elif case == "infinite weight":
+        args += ["--tv-weight", "inf"]
+    elif case in ("latin-1 config", "binary config"):
+        jpeg = (assets / "styles" / "candy.jpg").read_bytes()
+        (tmp_path / "c.yaml").write_bytes(b"# r\xe9glages\nsteps: 2\n" if case == "latin-1 config" else jpeg)
+        args += ["--config", str(tmp_path / "c.yaml")]
+    elif case == "style folder":
+        setflag("--style", str(assets / "styles"))
+    elif case == "config folder":
+        args += ["--config", str(tmp_path)]
+    elif case in ("vgg folder", "garbage vgg", "empty vgg"):
+        weights = tmp_path / ("vgg" if case == "vgg folder" else "vgg.pt")
+        if case == "vgg folder":
+            weights.mkdir()
+        else:
+            weights.write_bytes(bytes(range(256)) * 4 if case == "garbage vgg" else b"")
+        args += ["--vgg-weights", str(weights)]
+    elif case == "video as content":
+        setflag("--content", str(tmp_path / "clip.mp4"))
+        (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")  # the suffix decides, not the bytes
+    elif case == "one usable image":
+        folder = tmp_path / "one"
+        folder.mkdir()
+        shutil.copy(next(content_dir.iterdir()), folder / "photo.jpg")
+        (folder / "broken.jpg").write_text("not a photo")
+        setflag("--content", str(folder))
     elif case == "resume non-run":
         args = ["train", "--resume", str(tmp_path)]
     elif case == "resume changes width":
@@ -188,3 +229,43 @@ def test_bad_input_is_a_one_line_error(assets, content_dir, cli_run, tmp_path, c
         assert not out.exists()  # nothing written
     else:
         assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_divergence_is_one_line_and_the_rerun_says_what_to_do(assets, content_dir, tmp_path, capsys):
+    """A huge-but-finite weight overflows the loss: exit 2 with one line; the run folder then holds no checkpoint,
+    and the rerun says so directly (not "already exists; pass --resume", then "no last.pt")."""
+    run = tmp_path / "run"
+    args = train_args(assets, content_dir, run, 2, "--style-weight", "1e40")
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: training diverged: non-finite loss terms"), err
+    assert "style 1e+40" in err[0] and "--overwrite" in err[0]
+    assert not (run / "last.pt").exists()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds no checkpoint" in err[0] and "pass --overwrite" in err[0], err
+
+
+@pytest.mark.parametrize("flag", ["--content-weight", "--style-weight", "--tv-weight", "--temporal-weight", "--seed",
+                                  "--channels-last", "--log-every", "--sample-every", "--validate-every",
+                                  "--checkpoint-every", "--lr", "--steps"])
+def test_help_states_each_default(flag, capsys):
+    from stablestyle.commands.train import FLAG_KEYS, config_default
+
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--help"])
+    assert info.value.code == 0
+    help_text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    entry = help_text.split(f" {flag} ", 1)[1].split(" --", 1)[0]
+    default = config_default(FLAG_KEYS[flag[2:].replace("-", "_")])
+    assert f"(default {default})" in entry and "%(" not in help_text, entry
+
+
+def test_config_default_reads_the_dataclasses():
+    from stablestyle.commands.train import config_default
+    from stablestyle.losses import LossWeights
+
+    assert config_default("weights.style") == f"{LossWeights().style:g}" == "2e-05"
+    assert (config_default("steps"), config_default("channels_last")) == ("40000", "off")
+    assert config_default("style_layers") == "relu1_2 relu2_2 relu3_3 relu4_3"

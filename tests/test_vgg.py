@@ -125,6 +125,29 @@ def test_missing_explicit_file(tmp_path):
         load_vgg16(tmp_path / "nope.pth")
 
 
+@pytest.mark.parametrize("content, message", [
+    (bytes(range(256)) * 4, "not a VGG-16 weights file readable by torch.load (UnpicklingError: "),
+    (b"hello\n", "not a VGG-16 weights file readable by torch.load (KeyError: "),
+    (b"", "is empty, not a VGG-16 weights file"),
+])
+def test_garbage_weights_file_is_one_line_without_torch_advice(tmp_path, content, message):
+    path = tmp_path / "fake.pt"
+    path.write_bytes(content)
+    with pytest.raises(UserError) as info:
+        load_vgg16(path)
+    text = str(info.value)
+    assert message in text and "\n" not in text and "()" not in text, text
+    assert "weights_only" not in text and "vgg16_features.pth" in text and "STABLESTYLE_VGG16" in text
+
+
+@pytest.mark.parametrize("via_env", [False, True])
+def test_folder_as_weights_file_says_folder(tmp_path, monkeypatch, via_env):
+    if via_env:
+        monkeypatch.setenv("STABLESTYLE_VGG16", str(tmp_path))
+    with pytest.raises(UserError, match="is a folder, not a weights file"):
+        load_vgg16(None if via_env else tmp_path)
+
+
 def test_explicit_path_beats_env(tmp_path, monkeypatch, shared_state):
     scaled = {k: v * 2 for k, v in shared_state.items()}
     path = tmp_path / "scaled.pth"

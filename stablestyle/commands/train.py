@@ -35,53 +35,87 @@ RESUME_CHANGEABLE = ("steps", "num_workers", "device", "log_every", "sample_ever
                      "checkpoint_every")
 
 
+#: In a help text, replaced by the flag's :class:`~stablestyle.train.TrainConfig` default when help is shown.
+DEFAULT = "%(config_default)s"
+
+
+def config_default(key: str) -> str:
+    """The :class:`~stablestyle.train.TrainConfig` default of ``key`` (``weights.style``: a loss weight), as text."""
+    from ..train import TrainConfig
+
+    value: object = TrainConfig()
+    for part in key.split("."):
+        value = getattr(value, part)
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, list):
+        return " ".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Fills :data:`DEFAULT` in help texts from the dataclass defaults (the flags themselves default to
+    ``None``, meaning "not given"), so the numbers are written once.  Only when help is shown: importing
+    :mod:`stablestyle.train` loads torch, and the CLI builds every parser on each call."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = super()._get_help_string(action) or ""
+        if DEFAULT in text:
+            text = text.replace(DEFAULT, config_default(FLAG_KEYS[action.dest]).replace("%", "%%"))
+        return text
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = _HelpFormatter
     g = p.add_argument_group("data")
-    g.add_argument("--style", help="style image")
+    g.add_argument("--style", help="style image file")
     g.add_argument("--content", action="append", metavar="DIR_OR_IMAGE",
                    help="still images: a folder or an image file (repeat for more)")
     g.add_argument("--video", action="append", metavar="FILE", help="training video (repeat for more)")
-    g.add_argument("--video-ratio", type=float, help="fraction of sequences from --video (default 0.5)")
-    g.add_argument("--flow-method", help="flow estimator for videos (default dis)")
+    g.add_argument("--video-ratio", type=float, help=f"fraction of sequences from --video (default {DEFAULT})")
+    g.add_argument("--flow-method", help=f"flow estimator for videos (default {DEFAULT})")
     g.add_argument("--val-image", help="image for the held-out validation clip (default: last content image)")
-    g.add_argument("--val-frames", type=int, help="frames of the validation clip (default 8)")
+    g.add_argument("--val-frames", type=int, help=f"frames of the validation clip (default {DEFAULT})")
     g = p.add_argument_group("model and losses")
-    g.add_argument("--mode", help="stable (recurrent + temporal loss, default) or perframe")
+    g.add_argument("--mode", help=f"stable (recurrent + temporal loss) or perframe (default {DEFAULT})")
     g.add_argument("--seq-len", type=int, help="frames per training sequence (default 4 stable, 1 perframe)")
-    g.add_argument("--width", type=float, help="channel multiplier of the net (default 1.0)")
-    g.add_argument("--crop", type=int, help="training crop side in px (default 256)")
-    g.add_argument("--style-size", type=int, help="style image long side in px (default 256)")
-    g.add_argument("--content-layer", help="VGG-16 content tap (default relu3_3)")
-    g.add_argument("--style-layers", nargs="+", metavar="LAYER", help="VGG-16 style taps (default relu1_2 .. relu4_3)")
-    g.add_argument("--content-weight", type=float)
-    g.add_argument("--style-weight", type=float)
-    g.add_argument("--tv-weight", type=float)
-    g.add_argument("--temporal-weight", type=float)
+    g.add_argument("--width", type=float, help=f"channel multiplier of the net (default {DEFAULT})")
+    g.add_argument("--crop", type=int, help=f"training crop side in px (default {DEFAULT})")
+    g.add_argument("--style-size", type=int, help=f"style image long side in px (default {DEFAULT})")
+    g.add_argument("--content-layer", help=f"VGG-16 content tap (default {DEFAULT})")
+    g.add_argument("--style-layers", nargs="+", metavar="LAYER", help=f"VGG-16 style taps (default {DEFAULT})")
+    g.add_argument("--content-weight", type=float, help=f"weight of the content loss (default {DEFAULT})")
+    g.add_argument("--style-weight", type=float, help=f"weight of the style loss (default {DEFAULT})")
+    g.add_argument("--tv-weight", type=float, help=f"weight of the total-variation loss (default {DEFAULT})")
+    g.add_argument("--temporal-weight", type=float,
+                   help=f"weight of the temporal loss, mode stable only (default {DEFAULT})")
     g.add_argument("--detach-previous", action="store_const", const=True,
                    help="no gradient through the previous output (default: backpropagate through it)")
     g.add_argument("--vgg-weights", help="VGG-16 state dict (default: STABLESTYLE_VGG16 / STABLESTYLE_ASSETS)")
     g = p.add_argument_group("optimisation and speed")
-    g.add_argument("--steps", type=int, help="optimiser steps (default 40000)")
-    g.add_argument("--batch", type=int, help="sequences per step per process (default 4)")
-    g.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
-    g.add_argument("--seed", type=int)
-    g.add_argument("--device", help="auto, cpu or cuda (default auto)")
-    g.add_argument("--amp", help="off, bf16, fp16 or auto (default: bf16/fp16 on GPU, off on CPU)")
-    g.add_argument("--channels-last", dest="channels_last", action="store_const", const=True)
-    g.add_argument("--no-channels-last", dest="channels_last", action="store_const", const=False)
-    g.add_argument("--workers", type=int, help="DataLoader worker processes (default 2)")
+    g.add_argument("--steps", type=int, help=f"optimiser steps (default {DEFAULT})")
+    g.add_argument("--batch", type=int, help=f"sequences per step per process (default {DEFAULT})")
+    g.add_argument("--lr", type=float, help=f"Adam learning rate (default {DEFAULT})")
+    g.add_argument("--seed", type=int, help=f"random seed of the weights and the data order (default {DEFAULT})")
+    g.add_argument("--device", help=f"auto, cpu or cuda (default {DEFAULT})")
+    g.add_argument("--amp", help="off, bf16, fp16 or auto (default auto: bf16/fp16 on GPU, off on CPU)")
+    g.add_argument("--channels-last", dest="channels_last", action="store_const", const=True,
+                   help=f"channels-last memory layout, often faster on GPUs (default {DEFAULT})")
+    g.add_argument("--no-channels-last", dest="channels_last", action="store_const", const=False,
+                   help="the usual (channels-first) memory layout")
+    g.add_argument("--workers", type=int, help=f"DataLoader worker processes (default {DEFAULT})")
     g.add_argument("--time-limit", metavar="DURATION",
                    help="stop earlier, when this much time has passed (90s, 20m, 1.5h; a bare number is minutes): "
-                        "final.pt then holds the weights so far and --resume trains on")
+                        "final.pt then holds the weights so far and --resume trains on (default: no limit)")
     g = p.add_argument_group("run folder")
     g.add_argument("--out", help="run folder (config.yaml, log.csv, val.csv, samples/, last.pt, final.pt)")
     g.add_argument("--config", help="YAML config (see configs/); flags override it")
     g.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from RUN_DIR/last.pt")
     g.add_argument("--overwrite", action="store_true", help="start an existing run folder afresh")
-    g.add_argument("--log-every", type=int)
-    g.add_argument("--sample-every", type=int)
-    g.add_argument("--validate-every", type=int)
-    g.add_argument("--checkpoint-every", type=int)
+    g.add_argument("--log-every", type=int, help=f"steps between rows of log.csv (default {DEFAULT})")
+    g.add_argument("--sample-every", type=int, help=f"steps between images in samples/ (default {DEFAULT})")
+    g.add_argument("--validate-every", type=int, help=f"steps between rows of val.csv (default {DEFAULT})")
+    g.add_argument("--checkpoint-every", type=int, help=f"steps between saves of last.pt (default {DEFAULT})")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

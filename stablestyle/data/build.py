@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 from ..errors import UserError
 from ..synthetic import MotionConfig
 from ._common import MIN_CROP, check_fraction, check_int
-from .images import IMAGE_EXTENSIONS, scan_images
+from .images import IMAGE_EXTENSIONS, ImageScan, scan_images
 from .mixed import MixedDataset
 from .stills import StillsDataset
 from .videos import VideoClipsDataset
@@ -25,7 +25,7 @@ def build_training_data(content: Sequence[str | os.PathLike] = (), videos: Seque
                         seq_len: int, crop: int = 256, video_ratio: float = 0.5, motion: MotionConfig | None = None,
                         foreground_prob: float = 0.5, flow_method: str = "dis", short_side: int | None = None,
                         max_frames: int | None = None, seed: int = 0, verify: bool = True,
-                        quiet: bool = False) -> Dataset:
+                        quiet: bool = False, held_out: str | os.PathLike | None = None) -> Dataset:
     """The training dataset for photos under ``content`` and the clips in ``videos``.
 
     Images are collected recursively from folders (``jpg jpeg png bmp webp``)
@@ -45,6 +45,8 @@ def build_training_data(content: Sequence[str | os.PathLike] = (), videos: Seque
         seed: data seed (items are a function of seed, epoch and index).
         verify: decode every image up front (see :func:`~stablestyle.data.scan_images`).
         quiet: hide progress bars.
+        held_out: an image the caller took out of ``content`` (the validation
+            image); only named in the error when no content image is usable.
 
     Returns:
         A :class:`StillsDataset`, a :class:`VideoClipsDataset` or, with both,
@@ -65,14 +67,9 @@ def build_training_data(content: Sequence[str | os.PathLike] = (), videos: Seque
             stills = StillsDataset(scan.usable, seq_len, crop, motion=motion, foreground_prob=foreground_prob,
                                    seed=seed)
         elif not videos:
-            found = len(scan.usable) + scan.num_skipped
-            detail = f"all {found} found were skipped (see the warning above)" if found else (
-                f"none found (looked for {', '.join(IMAGE_EXTENSIONS)}, recursively)")
-            raise UserError(f"no usable training images in {', '.join(map(str, content))}: {detail}; images need "
-                            f"a short side of at least {crop // 2 + crop % 2} px for crop {crop}")
+            raise UserError(_no_usable_images(content, scan, crop, held_out))
         else:
-            log.warning("no usable training images in %s; training on the videos only",
-                        ", ".join(map(str, content)))
+            log.warning("no usable training images in %s; training on the videos only", _names(content))
     clips = None
     if videos:
         clips = VideoClipsDataset(videos, seq_len, crop, flow_method, short_side, max_frames=max_frames,
@@ -83,3 +80,26 @@ def build_training_data(content: Sequence[str | os.PathLike] = (), videos: Seque
         dataset = stills if stills is not None else clips
     log.info("training data: %r", dataset)
     return dataset
+
+
+def _names(paths: Sequence[str | os.PathLike], limit: int = 3) -> str:
+    """``a, b, c and 97 more``: paths for a one-line message."""
+    shown = ", ".join(map(str, paths[:limit]))
+    return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
+
+
+def _no_usable_images(content: Sequence[str | os.PathLike], scan: ImageScan, crop: int,
+                      held_out: str | os.PathLike | None) -> str:
+    """The error when every content image was skipped: why, and what to do."""
+    if not scan.num_skipped:
+        return (f"no usable training images in {_names(content)}: none found (looked for "
+                f"{', '.join(IMAGE_EXTENSIONS)}, recursively)")
+    reasons = ", ".join(f"{len(v)} {reason}" for reason, v in sorted(scan.skipped.items()))
+    message = (f"no usable training images in {_names(content)}: all {scan.num_skipped} found were skipped "
+               f"({reasons}; see the warning above)")
+    if "too small" in scan.skipped:
+        message += f"; images need a short side of at least {crop // 2 + crop % 2} px for crop {crop}"
+    if held_out is not None:
+        message += (f"; {held_out} was held back as the validation image, so training needs at least two "
+                    "usable images (or give the validation image separately: --val-image / val_image)")
+    return message

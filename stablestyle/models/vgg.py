@@ -120,6 +120,29 @@ def _download_hint() -> str:
             f"{_hub_path()}")
 
 
+#: What to do about an unusable weights file (one line).
+_WEIGHTS_HINT = (f"point --vgg-weights or STABLESTYLE_VGG16 at vgg16_features.pth (in the shared assets) or "
+                 f"torchvision's {VGG16_FILENAME}")
+
+
+def _load_error(exc: Exception) -> str:
+    """The gist of a ``torch.load`` failure in one short line.
+
+    With ``weights_only=True`` torch wraps the real cause in paragraphs that
+    advise ``weights_only=False``: wrong advice for a file that is not a state
+    dict at all (and unsafe), so only the cause after ``WeightsUnpickler error:``
+    is kept.
+    """
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    first = lines[0] if lines and "weights_only" not in lines[0] else ""
+    if len(first) > 120:
+        first = first[:117] + "..."
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
 def _hub_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILENAME
 
@@ -137,11 +160,15 @@ def resolve_vgg16_weights(weights: str | Path | None = None) -> Path:
     """
     if weights is not None:
         path = Path(weights).expanduser()
+        if path.is_dir():
+            raise UserError(f"VGG-16 weights file {path} is a folder, not a weights file; {_WEIGHTS_HINT}")
         if not path.is_file():
             raise UserError(f"VGG-16 weights file {path} does not exist")
         return path
     path = vgg16_env_path()
     if path is not None:
+        if path.is_dir():
+            raise UserError(f"STABLESTYLE_VGG16={path} is a folder, not a weights file; {_WEIGHTS_HINT}")
         if not path.is_file():
             raise UserError(f"STABLESTYLE_VGG16={path} does not exist; point it at a VGG-16 state dict")
         return path
@@ -160,10 +187,13 @@ def resolve_vgg16_weights(weights: str | Path | None = None) -> Path:
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if path.stat().st_size == 0:
+        raise UserError(f"{path} is empty, not a VGG-16 weights file; {_WEIGHTS_HINT}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise UserError(f"{path} is not a PyTorch state dict readable by torch.load ({exc})") from exc
+        raise UserError(f"{path} is not a VGG-16 weights file readable by torch.load ({_load_error(exc)}); "
+                        f"{_WEIGHTS_HINT}") from exc
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
