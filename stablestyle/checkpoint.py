@@ -21,6 +21,7 @@ a killed run never leaves a truncated checkpoint under the final name.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,12 @@ from . import __version__
 from .atomic import atomic_path
 from .errors import UserError
 
+log = logging.getLogger(__name__)
+
 FORMAT = "stablestyle-checkpoint"
 FORMAT_VERSION = 1
+#: The checkpoint that a run folder of ``stablestyle train`` hands over for use.
+FINAL_NAME = "final.pt"
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -90,12 +95,18 @@ def save_checkpoint(
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Load and validate a checkpoint dict; every problem is a :class:`UserError` naming the file."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; give a checkpoint file (e.g. {path / FINAL_NAME})")
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist (see `stablestyle models` for bundled names)")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:  # pickle / zip errors: a corrupt or foreign file
-        raise UserError(f"{path} is not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # pickle / zip errors: a corrupt or foreign file (an image renamed .pt, ...)
+        text = " ".join(str(exc).split())  # one line: the CLI prints errors on one
+        text = text if len(text) <= 120 else text[:117] + "..."
+        reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        raise UserError(f"{path} is not a stablestyle checkpoint ({reason}); train one with `stablestyle train`, "
+                        "or pass a bundled name from `stablestyle models`") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise UserError(
             f"{path} is not a stablestyle checkpoint (train one with `stablestyle train`, "
@@ -135,19 +146,41 @@ def model_from_checkpoint(payload: dict, source: str = "checkpoint") -> torch.nn
     return model.eval()
 
 
-def load_checkpoint(path_or_name: str | os.PathLike, map_location: str | torch.device = "cpu"):
-    """``(model, meta)`` from a checkpoint path or a bundled model name.
+def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
+    """The checkpoint file meant by a path, a training run folder or a bundled model name.
 
-    ``meta`` is the checkpoint dict without ``state_dict`` / ``training_state``.
+    A folder stands for its ``final.pt`` (what ``stablestyle train --out`` writes; the choice is
+    logged); a folder without one is a :class:`UserError` naming the checkpoints it holds.  A bare
+    name that is not a file here is looked up among the bundled models.  Missing files are left
+    for :func:`read_checkpoint` to report.
     """
     path = Path(path_or_name)
+    if path.is_dir():
+        final = path / FINAL_NAME
+        if final.is_file():
+            log.info("%s is a run folder: using its %s", path, FINAL_NAME)
+            return final
+        found = sorted(p.name for p in path.glob("*.pt") if not p.name.startswith("."))
+        held = f" (it holds {', '.join(found[:5])})" if found else ""
+        raise UserError(f"{path} is a folder without {FINAL_NAME}{held}; give a checkpoint file "
+                        f"(e.g. {path / (found[0] if found else FINAL_NAME)})")
     if not path.exists() and path.suffix == "" and os.sep not in str(path_or_name):
         try:
             from .bundled import bundled_path
         except ImportError:
-            bundled_path = None
-        if bundled_path is not None:
-            path = bundled_path(str(path_or_name))
+            return path
+        return bundled_path(str(path_or_name))
+    return path
+
+
+def load_checkpoint(path_or_name: str | os.PathLike, map_location: str | torch.device = "cpu"):
+    """``(model, meta)`` from a checkpoint path, a training run folder (its ``final.pt``) or a bundled
+    model name (see :func:`resolve_checkpoint`).
+
+    ``meta`` is the checkpoint dict without ``state_dict`` / ``training_state``; ``meta["path"]`` is
+    the file read.
+    """
+    path = resolve_checkpoint(path_or_name)
     payload = read_checkpoint(path, map_location)
     model = model_from_checkpoint(payload, source=str(path))
     meta = {k: v for k, v in payload.items() if k not in ("state_dict", "training_state")}

@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
 """Output video containers (H.264 inside); any file PyAV opens can be read."""
+VIDEO_FILE_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".3gp", ".3g2", ".mts", ".m2ts", ".ts",
+                       ".flv", ".wmv", ".mpg", ".mpeg", ".ogv")
+"""Suffixes that name a video file (input side): an unreadable one is reported as possibly truncated."""
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 """Still images read with Pillow (single images and the frames of a frame folder)."""
 OUTPUT_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -132,9 +135,14 @@ def natural_key(name: str) -> list:
     return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", name)]
 
 
-def _check_max_size(max_size: int | None) -> None:
+def check_max_size(max_size: int | None, name: str = "max size") -> None:
+    """:class:`UserError` unless ``max_size`` is ``None`` or a whole number of pixels >= :data:`MIN_SIDE`.
+
+    Commands pass the option's name (``"--max-size"``) and call this before any slow work.
+    """
     if max_size is not None and (isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < MIN_SIDE):
-        raise UserError(f"max size must be a whole number of pixels >= {MIN_SIDE}, got {max_size!r}")
+        raise UserError(f"{name} must be a whole number of pixels >= {MIN_SIDE} (the long side of the frames), "
+                        f"got {max_size!r}")
 
 
 def _check_fps(fps: float | Fraction) -> None:
@@ -351,7 +359,8 @@ class FrameSource:
                 first_size = size
             elif size != first_size:
                 raise UserError(f"{file} is {size[0]}x{size[1]} but the first frame of {self.path} is "
-                                f"{first_size[0]}x{first_size[1]}; all frames must have one size")
+                                f"{first_size[0]}x{first_size[1]}; all frames of a folder (one clip) must have "
+                                f"one size (separate photos: give them as separate inputs, {self.path}/*)")
             yield _resize(frame, self.size)
 
 
@@ -361,7 +370,14 @@ def _open_decoder(path: Path):
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not a video or image that can be read ({exc})") from None
+        reason = _first_line(exc)
+        if path.suffix.lower() in VIDEO_FILE_SUFFIXES and isinstance(exc, av.InvalidDataError):
+            # An MP4 / MOV whose index (moov atom) is at the end, cut short, fails here: the usual
+            # unfinished copy or download.  FFmpeg cannot tell it from a file that is no video at all.
+            raise UserError(f"{path}: cannot be read as a video: the file may be truncated or incomplete (e.g. a "
+                            f"copy or download that did not finish; copy or export it again), or not a video or "
+                            f"image at all ({reason})") from None
+        raise UserError(f"{path}: not a video or image that can be read ({reason})") from None
     if not container.streams.video:
         container.close()
         raise UserError(f"{path} has no video stream (zero frames); give a video, a frame folder or an image")
@@ -375,6 +391,12 @@ def _open_decoder(path: Path):
             yield np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
 
     return container, frames()
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line (the CLI prints errors on one line)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _next_frame(frames: Iterator[np.ndarray], path: Path, index: int) -> np.ndarray | None:
@@ -404,7 +426,7 @@ def open_source(path: str | os.PathLike, max_size: int | None = None, fps: float
     the path.
     """
     path = Path(path)
-    _check_max_size(max_size)
+    check_max_size(max_size)
     if fps is not None:
         _check_fps(fps)
     if not path.exists():
@@ -478,9 +500,36 @@ def _open_image(path: Path, max_size: int | None, fps: float | None) -> FrameSou
                        has_audio=False, first=_resize(img, size))
 
 
+def frame_files(folder: str | os.PathLike) -> list[Path]:
+    """The image files of a frame folder in playing order (natural sort; hidden files skipped)."""
+    folder = Path(folder)
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+                   and not p.name.startswith(".") and p.is_file()), key=lambda p: natural_key(p.name))
+
+
+def is_numbered_sequence(names: Iterable[str]) -> bool:
+    """True when file names look like the frames of one clip: one prefix, a number, one suffix.
+
+    ``frame_0001.png, frame_0002.png`` and ``00001.jpg, 00002.jpg`` do; ``beach.jpg, cat.jpg`` or
+    ``IMG_1.jpg, DSC_2.jpg`` do not.  Fewer than two names count as a sequence.
+    """
+    names = list(names)
+    if len(names) < 2:
+        return True
+    patterns = set()
+    for name in names:
+        stem, suffix = os.path.splitext(name)
+        match = re.fullmatch(r"(.*?)(\d+)(\D*)", stem)
+        if match is None:
+            return False
+        patterns.add((match.group(1).lower(), match.group(3).lower(), suffix.lower()))
+        if len(patterns) > 1:
+            return False
+    return True
+
+
 def _open_frames(path: Path, max_size: int | None, fps: float | None) -> FrameSource:
-    files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
-                    and not p.name.startswith(".") and p.is_file()), key=lambda p: natural_key(p.name))
+    files = frame_files(path)
     if not files:
         subdirs = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
         hint = f"; it has subfolders ({', '.join(subdirs[:5])}), pick one" if subdirs else ""

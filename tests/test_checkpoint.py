@@ -65,7 +65,7 @@ def test_missing_folder_is_user_error(tmp_path, net):
     "content, match",
     [
         (None, "does not exist"),
-        (b"not a checkpoint at all", "not a readable checkpoint"),
+        (b"not a checkpoint at all", "not a stablestyle checkpoint"),
         ({"weights": 1}, "not a stablestyle checkpoint"),
         ({"format": "stablestyle-checkpoint", "format_version": 99}, "newer"),
         ({"format": "stablestyle-checkpoint", "format_version": 1, "model": {}}, "missing"),
@@ -95,3 +95,51 @@ def test_file_sha256_known_value(tmp_path):
     p = tmp_path / "x"
     p.write_bytes(b"abc")
     assert file_sha256(p) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def _png_bytes() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (20, 20), (200, 10, 10)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("content", [
+    pytest.param(_png_bytes(), id="png-renamed"),  # torch.load's message for this spans two lines
+    pytest.param(bytes(range(256)) * 8, id="random-bytes"),
+    pytest.param(b"PK\x03\x04" + bytes(100), id="broken-zip"),
+])
+def test_foreign_file_is_one_line_error(tmp_path, content):
+    path = tmp_path / "img.pt"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=r"img\.pt is not a stablestyle checkpoint \(\w+") as info:
+        load_checkpoint(path)
+    assert "\n" not in str(info.value)
+
+
+def test_run_folder_means_its_final_checkpoint(tmp_path, net, caplog):
+    run = tmp_path / "run"
+    run.mkdir()
+    save_checkpoint(run / "final.pt", net, step=7)
+    with caplog.at_level("INFO", logger="stablestyle.checkpoint"):
+        _, meta = load_checkpoint(run)
+    assert meta["step"] == 7 and meta["path"] == str(run / "final.pt")
+    assert "final.pt" in caplog.text
+
+
+@pytest.mark.parametrize("files, match", [
+    ([], r"run is a folder without final\.pt; give a checkpoint file \(e\.g\. .*run/final\.pt\)"),
+    (["last.pt"], r"without final\.pt \(it holds last\.pt\); give a checkpoint file \(e\.g\. .*run/last\.pt\)"),
+])
+def test_run_folder_without_final_checkpoint(tmp_path, net, files, match):
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in files:
+        save_checkpoint(run / name, net)
+    with pytest.raises(UserError, match=match):
+        load_checkpoint(run)
+    with pytest.raises(UserError, match="is a folder; give a checkpoint file"):
+        read_checkpoint(run)

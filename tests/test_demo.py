@@ -51,6 +51,8 @@ def test_demo_writes_videos_and_report(tmp_path, bbb_clip, ckpts, capsys):
         assert len(list(st)) == 8
     report = json.loads((out / "report.json").read_text())
     assert set(report["instability"]) == {"input", "per-frame", "stable"}
+    assert report["side_by_side"] == ["input", "per-frame", "stable"]
+    assert "`side_by_side.mp4` (input | per-frame | stable)" in (out / "report.md").read_text()
     assert all(v >= 0 for v in report["instability"].values())
     assert report["stable_over_perframe"] == pytest.approx(
         report["instability"]["stable"] / report["instability"]["per-frame"])
@@ -85,6 +87,35 @@ def test_demo_reruns_into_its_own_folder_with_overwrite_and_never_over_its_input
     assert main(["demo", "-o", str(out), "--input", str(inside), "--model", str(ckpts[0]), "--overwrite"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "contains the input" in err[0] and inside.read_bytes() == bbb_clip.read_bytes()
+
+
+def test_demo_without_a_baseline_describes_the_two_panels_it_writes(tmp_path, bbb_clip, ckpts):
+    """A checkpoint with no bundled per-frame twin: input | stable, and the report says so."""
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out), "--input", str(bbb_clip), "--model", str(ckpts[0]), "--quiet",
+                 "--max-size", "64", "--max-frames", "3"]) == 0
+    with open_source(out / "side_by_side.mp4") as sbs, open_source(out / "stylized.mp4") as st:
+        assert sbs.size == (2 * st.size[0], st.size[1])
+    report = json.loads((out / "report.json").read_text())
+    assert report["side_by_side"] == ["input", "stable"] and set(report["models"]) == {"stable"}
+    md = (out / "report.md").read_text()
+    assert "`side_by_side.mp4` (input | stable)" in md and "per-frame" not in md
+
+
+@pytest.mark.parametrize("which, message", [
+    ("model", "--model {perframe} is a per-frame (non-recurrent) model, but the demo's stable slot needs a "
+              "recurrent one"),
+    ("baseline", "--baseline {stable} is a recurrent (stable) model, but the demo compares against a per-frame one"),
+])
+def test_demo_refuses_a_model_of_the_wrong_kind(tmp_path, bbb_clip, ckpts, capsys, which, message):
+    stable, perframe = ckpts
+    model, baseline = (perframe, perframe) if which == "model" else (stable, stable)
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out), "--input", str(bbb_clip), "--model", str(model), "--baseline",
+                 str(baseline), "--quiet", "--max-size", "64"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: " + message.format(stable=stable, perframe=perframe))
+    assert not out.exists()
 
 
 def test_default_baseline_is_the_bundled_perframe_twin():

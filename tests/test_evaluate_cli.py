@@ -125,13 +125,16 @@ def test_evaluate_ground_truth_clip_video_clip_and_overwrite(tmp_path, gt_clip, 
     ({"clip": "nowhere.mp4"}, "no such file"),
     ({"--model": "input=x.pt"}, "built-in method"),
     ({"--model": "stable=absent.pt"}, "does not exist"),
+    ({"--style": "{frames_dir}"}, "--style {frames_dir} is a folder; give a style image file"),
+    ({"--model": "stable={frames_dir}"}, "{frames_dir} is a folder without final.pt; give a checkpoint file"),
     ({"--max-frames": "1"}, "--max-frames"),
     ({"--flow": "magic"}, "unknown flow method"),
 ])
 def test_evaluate_user_errors(tmp_path, monkeypatch, frames_dir, candy, capsys, change, message):
     monkeypatch.chdir(tmp_path)
     options = {"clip": str(frames_dir), "--style": str(candy), "--method": "input", "--max-frames": "2"}
-    options.update(change)
+    options.update({k: v.format(frames_dir=frames_dir) for k, v in change.items()})
+    message = message.format(frames_dir=frames_dir)
     args = ["evaluate", options.pop("clip"), "-o", "report", "--quiet"]
     for key, value in options.items():
         args += [key, value]

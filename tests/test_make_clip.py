@@ -65,6 +65,8 @@ def test_overwrite_replaces_an_existing_clip(images, tmp_path, capsys):
     (["ccpl_lenna.png", "--frames", "1"], "--frames"),
     (["ccpl_lenna.png", "--foregrounds", "-1"], "--foregrounds"),
     (["ccpl_lenna.png", "--speed", "-2"], "max_speed"),
+    (["ccpl_lenna.png", "--seed", "-1"], "--seed must be a whole number from 0 to 4294967295, got -1"),
+    (["ccpl_lenna.png", "--seed", str(2**32)], "--seed must be a whole number from 0 to 4294967295"),
 ])
 def test_user_errors_exit_2_with_one_line_and_no_output(images, tmp_path, capsys, args, match):
     first, *rest = args
@@ -79,3 +81,26 @@ def test_user_errors_exit_2_with_one_line_and_no_output(images, tmp_path, capsys
 def test_missing_output_parent_is_a_user_error(images, tmp_path, capsys):
     assert _run(images, tmp_path / "no" / "clip") == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, kind", [("clip.mp4", "video"), ("clip.MOV", "video"), ("clip.avi", "video"),
+                                        ("clip.png", "image"), ("clip.jpg", "image")])
+def test_output_with_a_file_suffix_is_refused(images, tmp_path, capsys, name, kind):
+    assert _run(images, tmp_path / name) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0] == (f"error: -o {tmp_path / name}: make-clip writes a folder (frames/, flow/, "
+                                        f"... and clip.json), not a {kind} file; give a folder name without suffix, "
+                                        f"e.g. -o {tmp_path / 'clip'}")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_seed_bounds_are_accepted(images, tmp_path):
+    assert _run(images, tmp_path / "a", "--seed", str(2**32 - 1), "--foregrounds", "0") == 0
+
+
+def test_help_names_the_output_folder_consistently(capsys):
+    with pytest.raises(SystemExit):
+        main(["make-clip", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "-o FOLDER, --output FOLDER" in text and "replace FOLDER if it is an existing clip folder" in text
+    assert "OUTPUT" not in text

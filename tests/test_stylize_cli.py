@@ -131,6 +131,80 @@ def test_bad_options(tmp_path, bbb_clip, ckpt, capsys, flag):
     _error(capsys)
 
 
+@pytest.mark.parametrize("value", ["8", "0", "-1"])
+def test_max_size_is_checked_first_and_named(tmp_path, bbb_clip, value, capsys):
+    """Checked before the model loads: a missing checkpoint does not hide it."""
+    assert main(["stylize", str(bbb_clip), "-o", str(tmp_path / "o.mp4"), "--model", str(tmp_path / "absent.pt"),
+                 "--max-size", value]) == 2
+    assert f"--max-size must be a whole number of pixels >= 16 (the long side of the frames), got {value}" in \
+        _error(capsys)
+
+
+def _png_bytes():
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (24, 24), (0, 90, 200)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("content", [pytest.param(_png_bytes(), id="png"), pytest.param(bytes(range(256)) * 4,
+                                                                                        id="random")])
+def test_model_that_is_not_a_checkpoint(tmp_path, bbb_clip, capsys, content):
+    bad = tmp_path / "img.pt"
+    bad.write_bytes(content)
+    assert main(["stylize", str(bbb_clip), "-o", str(tmp_path / "o.mp4"), "--model", str(bad)]) == 2
+    assert f"error: {bad} is not a stablestyle checkpoint (UnpicklingError: " in _error(capsys)  # one line
+    assert not (tmp_path / "o.mp4").exists()
+
+
+@pytest.mark.parametrize("holds, match", [
+    ([], "run is a folder without final.pt; give a checkpoint file (e.g. {run}/final.pt)"),
+    (["last.pt"], "(it holds last.pt); give a checkpoint file (e.g. {run}/last.pt)"),
+])
+def test_model_folder_without_final_checkpoint(tmp_path, bbb_clip, ckpt, capsys, holds, match):
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in holds:
+        (run / name).write_bytes(ckpt.read_bytes())
+    assert main(["stylize", str(bbb_clip), "-o", str(tmp_path / "o.mp4"), "--model", str(run)]) == 2
+    assert match.format(run=run) in _error(capsys)
+
+
+def test_model_run_folder_uses_its_final_checkpoint(tmp_path, bikes_clip, ckpt, caplog):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "final.pt").write_bytes(ckpt.read_bytes())
+    with caplog.at_level("INFO"):
+        assert main(["stylize", str(bikes_clip), "-o", str(tmp_path / "o.mp4"), "--model", str(run), "--quiet",
+                     "--max-frames", "1", "--max-size", "48"]) == 0
+    assert f"{run} is a run folder: using its final.pt" in caplog.text
+    assert (tmp_path / "o.mp4").is_file()
+
+
+@pytest.mark.parametrize("names, warned", [
+    (["beach.png", "cat.png", "dog.png"], True),
+    (["IMG_0001.png", "DSC_0002.png"], True),
+    (["frame_0001.png", "frame_0002.png", "frame_0003.png"], False),
+    (["0001.png", "0002.png"], False),
+])
+def test_folder_of_unrelated_photos_warns(tmp_path, frames_dir, ckpt, caplog, names, warned):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name, frame in zip(names, sorted(frames_dir.glob("*.png"))):
+        (folder / name).write_bytes(frame.read_bytes())
+    with caplog.at_level("WARNING"):
+        assert main(["stylize", str(folder), "-o", str(tmp_path / "styled"), "--model", str(ckpt), "--quiet",
+                     "--max-size", "48"]) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    hint = f"are not numbered frames, but a folder is stylized as the consecutive frames of one clip; to " \
+           f"stylize them as independent images run `stablestyle stylize {folder}/*.png -o {tmp_path / 'styled'}`"
+    assert [hint in w for w in warnings] == ([True] if warned else [])
+    assert len(list((tmp_path / "styled").glob("frame_*.png"))) == len(names)  # still one clip, as documented
+
+
 def test_onnx_backend_matches_torch(tmp_path, bikes_clip, ckpt):
     outs = {}
     for backend in ("torch", "onnx"):

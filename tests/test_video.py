@@ -19,6 +19,7 @@ from stablestyle.paths import sample_video
 from stablestyle.video import (
     check_output_path,
     frame_rate,
+    is_numbered_sequence,
     natural_key,
     open_sink,
     open_source,
@@ -295,6 +296,21 @@ def test_source_frames_folder_natural_sort(tmp_path):
     assert [int(f[0, 0, 0]) for f in frames] == [1, 2, 10]
 
 
+@pytest.mark.parametrize("names, expected", [
+    (["frame_0001.png", "frame_0002.png", "frame_0010.png"], True),
+    (["00001.jpg", "00002.jpg"], True),
+    (["shot2_frame_1.png", "shot2_frame_2.png"], True),
+    (["frame_1_left.png", "frame_2_left.png"], True),
+    (["only.jpg"], True),
+    (["beach.jpg", "cat.jpg"], False),
+    (["IMG_1.jpg", "DSC_2.jpg"], False),
+    (["frame_0001.png", "frame_0002.jpg"], False),
+    (["frame_0001.png", "notes.png"], False),
+])
+def test_is_numbered_sequence(names, expected):
+    assert is_numbered_sequence(names) is expected
+
+
 def test_source_frames_folder_mismatched_size(tmp_path):
     write_image(tmp_path / "f1.png", np.zeros((20, 20, 3), np.uint8))
     write_image(tmp_path / "f2.png", np.zeros((20, 24, 3), np.uint8))
@@ -343,7 +359,8 @@ def _audio_only(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("case,match", [
     ("missing", "does not exist"), ("text_as_mp4", "not a video or image"), ("empty_dir", "holds no frames"),
     ("dir_of_dirs", "pick one"), ("audio_only", "no video stream"), ("tiny_resize", "at least 16"),
-    ("max_size_too_small", "max size"), ("rgba_image", "alpha"), ("bad_fps", "frame rate"),
+    ("max_size_too_small", "max size must be a whole number of pixels >= 16"), ("rgba_image", "alpha"),
+    ("bad_fps", "frame rate"),
 ])
 def test_source_user_errors(tmp_path, bikes_clip, case, match):
     path = tmp_path / case
@@ -382,6 +399,37 @@ def test_source_truncated_video(tmp_path, fraction):
     cut.write_bytes(data[: int(len(data) * fraction)])
     with pytest.raises(UserError, match="cut.mp4.*(corrupt|truncated|read)"):
         read_all(cut)
+
+
+def write_moov_at_end(path: Path, frames: np.ndarray, fmt: str = "mp4") -> Path:
+    """Encode with PyAV's defaults: the index (moov atom) goes after the samples, as most recorders write it."""
+    with av.open(str(path), "w", format=fmt) as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("name, fmt, match", [
+    ("cut.mp4", "mp4", r"cut\.mp4: cannot be read as a video: the file may be truncated or incomplete \(e\.g\. a copy"),
+    ("cut.MOV", "mov", r"cut\.MOV: cannot be read as a video: the file may be truncated"),
+    ("cut.m4v", "mp4", r"cut\.m4v: cannot be read as a video: the file may be truncated"),
+    ("cut.bin", "mp4", r"cut\.bin: not a video or image that can be read \("),  # no video suffix: no guess
+])
+def test_source_truncated_video_with_index_at_the_end(tmp_path, name, fmt, match):
+    path = write_moov_at_end(tmp_path / f"full.{fmt}", smooth_frames(10, 48, 32), fmt)
+    data = path.read_bytes()
+    assert data.find(b"mdat") < data.find(b"moov")  # the index really is at the end
+    read_all(path)  # the whole file is fine
+    cut = tmp_path / name
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(UserError, match=match) as info:
+        read_all(cut)
+    assert "\n" not in str(info.value)
 
 
 def test_source_corrupt_sample_mid_video(tmp_path):

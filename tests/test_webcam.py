@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -85,12 +86,15 @@ def test_preview_shows_fps_and_q_quits(tmp_path, ckpt, bbb_clip, monkeypatch):
     assert webcam_frame.dtype == np.uint8
 
 
-def test_ctrl_c_finalises_the_recording(tmp_path, ckpt, bbb_clip, monkeypatch):
+def test_camera_frames_and_ctrl_c_finalises_the_recording(tmp_path, ckpt, bbb_clip, monkeypatch):
+    """A fake camera (OpenCV reading a file) that is interrupted on its 4th read."""
     real = cv2.VideoCapture
+    opened = []
 
-    class InterruptedCapture:
-        def __init__(self, target):
-            self.cap, self.reads = real(target), 0
+    class InterruptedCamera:
+        def __init__(self, index):
+            opened.append(index)
+            self.cap, self.reads = real(str(bbb_clip)), 0
 
         def read(self):
             self.reads += 1
@@ -101,11 +105,62 @@ def test_ctrl_c_finalises_the_recording(tmp_path, ckpt, bbb_clip, monkeypatch):
         def __getattr__(self, name):
             return getattr(self.cap, name)
 
-    monkeypatch.setattr(cv2, "VideoCapture", InterruptedCapture)
+    monkeypatch.setattr(cv2, "VideoCapture", InterruptedCamera)
     out = tmp_path / "rec.mp4"
-    assert main(_cmd(ckpt, bbb_clip, "--no-preview", "--record", str(out))) == 0
-    assert len(_read(out)) == 3
+    assert main(["webcam", "--camera", "2", "--model", str(ckpt), "--max-size", "64", "--no-preview",
+                 "--record", str(out)]) == 0
+    assert opened == [2]
+    recorded = _read(out)
+    assert len(recorded) == 3 and recorded[0].shape == (36, 64, 3)
     assert [p.name for p in tmp_path.iterdir()] == ["rec.mp4"]  # no temporary file left
+
+
+def test_source_frame_folder(tmp_path, ckpt, frames_dir, capsys):
+    out = tmp_path / "rec.mp4"
+    assert main(_cmd(ckpt, frames_dir, "--no-preview", "--record", str(out))) == 0
+    assert f"5 frames from frame folder {frames_dir}" in capsys.readouterr().out
+    assert len(_read(out)) == 5
+
+
+def _damaged_clip(path: Path, bad_sample: int = 5) -> Path:
+    """12 noise frames whose 6th compressed sample is zeroed: decoding fails part-way."""
+    import av
+
+    from stablestyle.video import open_sink
+
+    rng = np.random.default_rng(1)
+    with open_sink(path, 25) as sink:
+        for frame in rng.integers(0, 256, (12, 48, 64, 3), dtype=np.uint8):
+            sink.write(frame)
+    with av.open(str(path)) as c:
+        entries = [(e.pos, e.size) for e in c.streams.video[0].index_entries]
+    pos, size = entries[bad_sample]
+    data = bytearray(path.read_bytes())
+    data[pos:pos + size] = bytes(size)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("record", [True, False])
+def test_source_that_ends_early_keeps_the_recording_and_warns(tmp_path, ckpt, capsys, caplog, record):
+    clip = _damaged_clip(tmp_path / "damaged.mp4")
+    out = tmp_path / "rec.mp4"
+    extra = ["--record", str(out)] if record else []
+    with caplog.at_level(logging.WARNING):
+        assert main(_cmd(ckpt, clip, "--no-preview", *extra)) == 0
+    captured = capsys.readouterr()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "\n" not in warnings[0], warnings
+    assert f"video {clip} ended early at frame " in warnings[0] and " of 12: video is corrupt or truncated" in \
+        warnings[0]
+    n = int(warnings[0].split("ended early at frame ")[1].split()[0])
+    assert 1 <= n <= 5
+    assert f"{n} frames from video {clip}" in captured.out and "source ended early" in captured.out
+    if record:
+        assert f"{out} holds the {n} frames before it" in warnings[0]
+        assert len(_read(out)) == n
+    else:
+        assert not out.exists()
 
 
 def test_draw_fps_writes_text():
@@ -116,20 +171,35 @@ def test_draw_fps_writes_text():
 
 @pytest.mark.parametrize("extra, match", [
     (["--camera", "97"], "cannot open camera 97"),
+    (["--camera", "-1"], "--camera must be a camera index from 0 to 9999 (0 is the first camera), got -1"),
+    (["--camera", "99999999999"], "--camera must be a camera index from 0 to 9999"),
+    (["--camera", "10000"], "--camera must be a camera index from 0 to 9999"),
     (["--source", "{tmp}/nope.mp4"], "does not exist"),
+    (["--source", "{tmp}/cut.mp4"], "may be truncated or incomplete"),
     (["--source", "{clip}", "--record", "{tmp}/r.png"], "ending in .mp4"),
     (["--source", "{clip}", "--record", "{tmp}/exists.mp4"], "already exists"),
-    (["--source", "{clip}", "--max-size", "0"], "--max-size must be a positive"),
+    (["--source", "{clip}", "--max-size", "0"], "--max-size must be a whole number of pixels >= 16"),
+    (["--source", "{clip}", "--max-size", "8"], "--max-size must be a whole number of pixels >= 16"),
     (["--source", "{clip}", "--model", "{tmp}/m.onnx"], "run it with --backend onnx"),
     (["--source", "{clip}", "--backend", "onnx", "--compile"], "--compile and --cuda-graphs are for --backend torch"),
 ])
 def test_user_errors(tmp_path, ckpt, bbb_clip, capfd, extra, match):
     (tmp_path / "exists.mp4").write_bytes(b"keep")
+    if "{tmp}/cut.mp4" in extra:  # the first half of a file whose index comes last (as PyAV writes by default)
+        with av.open(str(tmp_path / "cut.mp4"), "w") as container:
+            stream = container.add_stream("libx264", rate=25)
+            stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+            for i in range(8):
+                frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 30 * i, np.uint8), format="rgb24")
+                for packet in (*stream.encode(frame), *(stream.encode(None) if i == 7 else ())):
+                    container.mux(packet)
+        data = (tmp_path / "cut.mp4").read_bytes()
+        (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
     extra = [e.format(tmp=tmp_path, clip=bbb_clip) for e in extra]
     args = ["webcam", "--model", str(ckpt), "--no-preview", *extra]
     assert main(args) == 2
     err = capfd.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and match in errors[0] and "Traceback" not in err and "WARN" not in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["exists.mp4"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "cut.mp4") == ["exists.mp4"]
     assert (tmp_path / "exists.mp4").read_bytes() == b"keep"

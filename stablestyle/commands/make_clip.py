@@ -18,17 +18,21 @@ HELP = "render a clip with exact optical flow and occlusions from still images (
 log = logging.getLogger(__name__)
 
 MAX_SIDE = 8192
+#: Seeds accepted by ``--seed`` (numpy's generators take non-negative integers; 32 bits are plenty).
+MAX_SEED = 2**32
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE",
                    help="RGB images: the first is the background, foreground patches are cut from the others "
                         "(or from the first when there is only one)")
-    p.add_argument("-o", "--output", required=True, help="output folder (its parent must exist)")
+    p.add_argument("-o", "--output", required=True, metavar="FOLDER",
+                   help="output folder to create, a name without suffix (its parent must exist)")
     p.add_argument("--frames", type=int, default=30, help="number of frames (>= 2; default 30)")
     p.add_argument("--size", default="480x270", help="frame size WIDTHxHEIGHT in pixels (default 480x270)")
     p.add_argument("--foregrounds", type=int, default=2, help="number of moving foreground patches (default 2)")
-    p.add_argument("--seed", type=int, default=0, help="random seed: the same seed and images give the same clip")
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed, 0 .. 2**32-1: the same seed and images give the same clip (default 0)")
     p.add_argument("--speed", type=float, default=None,
                    help="largest camera pan in pixels per frame (default from MotionConfig: 4)")
     p.add_argument("--fg-speed", type=float, default=None,
@@ -51,6 +55,20 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def check_output_name(output: str) -> None:
+    """:class:`UserError` when ``-o`` names a video or image file: make-clip writes a folder."""
+    from pathlib import Path
+
+    from ..errors import UserError
+    from ..video import IMAGE_SUFFIXES, VIDEO_FILE_SUFFIXES
+
+    path = Path(output)
+    if path.suffix.lower() in (*VIDEO_FILE_SUFFIXES, *IMAGE_SUFFIXES, ".gif"):
+        raise UserError(f"-o {output}: make-clip writes a folder (frames/, flow/, ... and clip.json), not a "
+                        f"{'video' if path.suffix.lower() in VIDEO_FILE_SUFFIXES else 'image'} file; give a folder "
+                        f"name without suffix, e.g. -o {path.with_suffix('')}")
+
+
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -65,6 +83,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--frames must be at least 2 (a clip needs motion between frames), got {args.frames}")
     if args.foregrounds < 0:
         raise UserError(f"--foregrounds must be 0 or more, got {args.foregrounds}")
+    if not 0 <= args.seed < MAX_SEED:
+        raise UserError(f"--seed must be a whole number from 0 to {MAX_SEED - 1}, got {args.seed}")
+    check_output_name(args.output)
     motion = MotionConfig()
     if args.speed is not None:
         motion = replace(motion, max_speed=args.speed)

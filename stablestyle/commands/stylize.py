@@ -67,7 +67,10 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import UserError
     from ..runtime import check_at_least, resolve_device
 
-    for name in ("max_size", "max_frames", "iterations", "size", "threads", "batch"):
+    from ..video import check_max_size
+
+    check_max_size(args.max_size, "--max-size")
+    for name in ("max_frames", "iterations", "size", "threads", "batch"):
         check_at_least("--" + name.replace("_", "-"), getattr(args, name))
     device = resolve_device(args.device)
     if args.method != "network":
@@ -81,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--method {args.method} takes one input at a time")
     elif args.style is not None:
         raise UserError("--style is for --method gatys|ruder; a network's style is fixed by its --model")
+    for inp in args.inputs:
+        warn_if_not_a_sequence(inp, args.output)
     if len(args.inputs) > 1:
         return _many(args, device)
 
@@ -93,6 +98,28 @@ def run(args: argparse.Namespace) -> int:
         return _one(args, lambda source, sink, total: _pipelined(source, sink, backend, total, args.quiet))
     frames_fn = _optimisation_method(args, device)
     return _one(args, lambda source, sink, total: _sequential(frames_fn(source), sink, total, args.quiet))
+
+
+def warn_if_not_a_sequence(path: str, output: str = "OUT_FOLDER") -> None:
+    """Log a warning when ``path`` is a folder whose images are not named like the frames of one clip.
+
+    A folder input is one clip (recurrent state flows from file to file, the outputs are renamed
+    ``frame_00001.png`` ...); photos that merely share a folder want to be stylized one by one.
+    """
+    from ..video import frame_files, is_numbered_sequence
+
+    folder = Path(path)
+    if not folder.is_dir():
+        return
+    files = frame_files(folder)
+    if is_numbered_sequence(p.name for p in files):
+        return
+    suffixes = {p.suffix for p in files}
+    pattern = folder / ("*" + suffixes.pop() if len(suffixes) == 1 else "*")
+    examples = ", ".join(p.name for p in files[:3]) + (", ..." if len(files) > 3 else "")
+    log.warning("%s: the file names (%s) are not numbered frames, but a folder is stylized as the consecutive "
+                "frames of one clip; to stylize them as independent images run `stablestyle stylize %s -o %s`",
+                folder, examples, pattern, output if not Path(output).suffix else "OUT_FOLDER")
 
 
 def _pipelined(source, sink, backend, total, quiet) -> int:

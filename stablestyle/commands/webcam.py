@@ -1,7 +1,8 @@
 """``stablestyle webcam --model CKPT``: live stylization from a camera, with preview and recording.
 
-Frames come from OpenCV (``cv2.VideoCapture``: a camera index, or a video
-file standing in for the camera), go through an inference backend
+Frames come from a camera through OpenCV (``cv2.VideoCapture``), or from a
+video file, frame folder or image standing in for the camera
+(:func:`stablestyle.video.open_source`, as ``stylize`` reads them), go through an inference backend
 (:mod:`stablestyle.backends`, recurrent state kept across frames) and are
 shown in a window with the measured frame rate drawn on them, and/or
 recorded to a video with :func:`stablestyle.video.open_sink` (atomic: the
@@ -12,19 +13,27 @@ preview turns itself off with a log line.
 
 The recording runs at the capture's nominal rate (a camera reporting none:
 30 fps); when stylization is slower than the camera, it plays faster than
-real time.
+real time.  A ``--source`` file that cannot be decoded to its end (damaged
+or cut short mid-stream) keeps the recording of the frames before the damage
+and logs a one-line warning saying where the source ended.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from .stylize import COMPILE_MODES
+
+if TYPE_CHECKING:
+    import numpy as np
 
 HELP = "live stylization from a camera (or a video file standing in for one), with preview and recording"
 
@@ -36,12 +45,17 @@ FALLBACK_FPS = 30.0
 #: Smoothing of the displayed frame rate (exponential moving average weight of the newest frame).
 FPS_SMOOTHING = 0.1
 QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q, Q, Esc
+#: Camera indices accepted by ``--camera`` (0 .. MAX_CAMERA - 1).  OpenCV crashes on negative indices
+#: and reads large ones as an API preference plus an index, so they are checked before it sees them.
+MAX_CAMERA = 10000
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--camera", type=int, default=None, help="camera index for cv2.VideoCapture (default 0)")
-    src.add_argument("--source", default=None, metavar="VIDEO", help="a video file instead of a camera")
+    src.add_argument("--camera", type=int, default=None, metavar="N",
+                     help=f"camera index for cv2.VideoCapture, 0 .. {MAX_CAMERA - 1} (default 0)")
+    src.add_argument("--source", default=None, metavar="VIDEO",
+                     help="a video file (or a frame folder or image) instead of a camera")
     p.add_argument("--model", required=True, help="checkpoint path or bundled model name")
     p.add_argument("--record", default=None, metavar="OUT.mp4", help="also record the stylized frames (.mp4/.mov/.mkv)")
     p.add_argument("--overwrite", action="store_true", help="replace the --record file if it exists")
@@ -78,25 +92,91 @@ def draw_fps(cv2, frame_bgr, fps: float):
     return frame_bgr
 
 
-def _open_capture(cv2, args):
-    from ..errors import UserError
+class _Camera:
+    """Frames of a camera (``cv2.VideoCapture``) as RGB ``uint8``, shrunk to ``max_size``."""
 
-    if args.source is not None and not os.path.isfile(args.source):
-        raise UserError(f"{args.source} does not exist; --source takes a video file")
-    target = args.source if args.source is not None else (0 if args.camera is None else args.camera)
-    what = f"video {args.source}" if args.source is not None else f"camera {target}"
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # a missing camera is our one-line error
-    try:
-        cap = cv2.VideoCapture(target)
-    finally:
-        cv2.utils.logging.setLogLevel(level)
-    if not cap.isOpened():
-        cap.release()
-        hint = ("check the index (--camera N), that no other program holds it, and the permissions of /dev/video*"
-                if args.source is None else "OpenCV cannot read this file")
-        raise UserError(f"cannot open {what}: {hint}")
-    return cap, what
+    def __init__(self, cv2, index: int, max_size: int):
+        from ..errors import UserError
+
+        self.cv2, self.max_size = cv2, max_size
+        self.what = f"camera {index}"
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # a missing camera is our one-line error
+        try:
+            self.cap = cv2.VideoCapture(index)
+        finally:
+            cv2.utils.logging.setLogLevel(level)
+        if not self.cap.isOpened():
+            self.cap.release()
+            raise UserError(f"cannot open {self.what}: check the index (--camera N), that no other program holds "
+                            "it, and the permissions of /dev/video*")
+        fps = self.cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if 0 < fps <= 240 else FALLBACK_FPS
+        self.ended_early = ""
+
+    def frames(self) -> Iterator[np.ndarray]:
+        from ..video import resized_size
+
+        cv2, read = self.cv2, 0
+        while True:
+            ok, bgr = self.cap.read()
+            if not ok:
+                if read:  # a camera does not end: it was unplugged or taken
+                    self.ended_early = f"{self.what} stopped giving frames after {read} (unplugged?)"
+                return
+            read += 1
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            size = resized_size((rgb.shape[1], rgb.shape[0]), self.max_size)
+            if size != (rgb.shape[1], rgb.shape[0]):
+                rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+            yield rgb
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+class _File:
+    """Frames of a ``--source`` file (video, frame folder or image) through :func:`~stablestyle.video.open_source`.
+
+    Opening checks the whole file as ``stylize`` does (missing, not a video, an index that points past
+    the end); a decoding error part-way ends the frames and is kept in ``ended_early``.
+    """
+
+    def __init__(self, path: str, max_size: int):
+        from ..video import open_source
+
+        self.source = open_source(path, max_size=max_size)
+        kind = "frame folder" if self.source.kind == "frames" else self.source.kind
+        self.what = f"{kind} {path}"
+        self.fps = self.source.fps if 0 < self.source.fps <= 240 else FALLBACK_FPS
+        self.ended_early = ""
+
+    def frames(self) -> Iterator[np.ndarray]:
+        from ..errors import UserError
+
+        read, it = 0, iter(self.source)
+        while True:
+            try:
+                frame = next(it)
+            except StopIteration:
+                return
+            except UserError as exc:  # damaged mid-stream: what came before is fine to keep
+                total = self.source.num_frames
+                reason = " ".join(str(exc).split()).removeprefix(f"{self.source.path}: ")
+                self.ended_early = (f"{self.what} ended early at frame {read} of {total if total else 'unknown'}:"
+                                    f" {reason}")
+                return
+            read += 1
+            yield frame
+
+    def close(self) -> None:
+        self.source.close()
+
+
+def _open_input(cv2, args) -> _Camera | _File:
+    if args.source is not None:
+        return _File(args.source, args.max_size)
+    return _Camera(cv2, 0 if args.camera is None else args.camera, args.max_size)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -106,32 +186,33 @@ def run(args: argparse.Namespace) -> int:
     from ..checkpoint import load_checkpoint
     from ..errors import UserError
     from ..runtime import check_at_least, resolve_device
-    from ..video import check_output_path, open_sink, output_kind, resized_size
+    from ..video import check_max_size, check_output_path, open_sink, output_kind
 
-    for name in ("max_size", "max_frames", "threads"):
+    check_max_size(args.max_size, "--max-size")
+    for name in ("max_frames", "threads"):
         check_at_least("--" + name.replace("_", "-"), getattr(args, name))
+    if args.camera is not None and not 0 <= args.camera < MAX_CAMERA:
+        raise UserError(f"--camera must be a camera index from 0 to {MAX_CAMERA - 1} (0 is the first camera), "
+                        f"got {args.camera}")
     if args.record is not None:
         if output_kind(args.record) != "video":
             raise UserError(f"--record {args.record}: give a video file name ending in .mp4, .mov or .mkv")
         check_output_path(args.record, [args.source] if args.source else [], args.overwrite)
     device = resolve_device(args.device)
-    if str(args.model).lower().endswith(".onnx"):
-        if args.backend != "onnx":
-            raise UserError(f"--model {args.model} is an ONNX file; run it with --backend onnx")
-        model, desc = args.model, args.model
-    else:
-        model, meta = load_checkpoint(args.model)
-        desc = f"{meta['path']} {meta['model']}"
-    backend = make_backend(args.backend, model, device=device, precision=args.precision, threads=args.threads,
-                           compile=args.compile or False)
-    log.info("model %s on %s", desc, backend.describe())
+    if str(args.model).lower().endswith(".onnx") and args.backend != "onnx":
+        raise UserError(f"--model {args.model} is an ONNX file; run it with --backend onnx")
 
-    cap, what = _open_capture(cv2, args)
+    capture = _open_input(cv2, args)  # before the model: a bad --source / --camera fails at once
     preview = False
     try:
-        fps_in = cap.get(cv2.CAP_PROP_FPS)
-        if not 0 < fps_in <= 240:
-            fps_in = FALLBACK_FPS
+        if str(args.model).lower().endswith(".onnx"):
+            model, desc = args.model, args.model
+        else:
+            model, meta = load_checkpoint(args.model)
+            desc = f"{meta['path']} {meta['model']}"
+        backend = make_backend(args.backend, model, device=device, precision=args.precision,
+                               threads=args.threads, compile=args.compile or False)
+        log.info("model %s on %s", desc, backend.describe())
         if not args.no_preview:
             reason = preview_unavailable(cv2)
             preview = reason is None
@@ -139,45 +220,38 @@ def run(args: argparse.Namespace) -> int:
                 log.info("preview off: %s (use --no-preview to silence this)", reason)
         if not preview and args.record is None:
             log.info("no preview and no --record: frames are stylized and discarded (a speed check)")
-        sink_cm = (open_sink(args.record, fps_in, overwrite=args.overwrite) if args.record is not None
+        sink_cm = (open_sink(args.record, capture.fps, overwrite=args.overwrite) if args.record is not None
                    else contextlib.nullcontext())
         with sink_cm as sink:
-            count, seconds, stopped = _loop(cv2, cap, backend, sink, args, preview, resized_size)
+            count, seconds, stopped = _loop(cv2, capture.frames(), backend, sink, args, preview)
         if count == 0:
-            raise UserError(f"{what} gave no frames")
+            raise UserError(f"{capture.what} gave no frames")
     finally:
-        cap.release()
+        capture.close()
         if preview:
             cv2.destroyAllWindows()
+    what = capture.what
+    if capture.ended_early:
+        kept = f"; {args.record} holds the {count} frames before it" if args.record else ""
+        log.warning("%s%s", capture.ended_early, kept)
+        stopped = stopped or "source ended early"
     saved = f"; recorded to {args.record}" if args.record else ""
     print(f"{count} frames from {what} in {seconds:.1f} s ({count / max(seconds, 1e-9):.1f} frames/s)"
           f"{', ' + stopped if stopped else ''}{saved}")
     return 0
 
 
-def _loop(cv2, cap, backend, sink, args, preview: bool, resized_size) -> tuple[int, float, str]:
+def _loop(cv2, frames: Iterator[np.ndarray], backend, sink, args, preview: bool) -> tuple[int, float, str]:
     """Capture -> stylize -> show / record until the input ends, ``--max-frames``, a quit key or Ctrl-C.
 
-    Returns ``(frames, seconds, why it stopped early or "")``.  Ctrl-C is
-    caught here, so the caller's recording context still closes normally.
+    ``frames``: RGB ``uint8`` ``(H, W, 3)`` frames, already shrunk to ``--max-size``.  Returns
+    ``(frames, seconds, why it stopped early or "")``.  Ctrl-C is caught here, so the caller's
+    recording context still closes normally.
     """
-    def frames():
-        read = 0
-        while args.max_frames is None or read < args.max_frames:
-            ok, bgr = cap.read()
-            if not ok:
-                return
-            read += 1
-            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            size = resized_size((rgb.shape[1], rgb.shape[0]), args.max_size)
-            if size != (rgb.shape[1], rgb.shape[0]):
-                rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-            yield rgb
-
     count, fps, why = 0, 0.0, ""
     start = last = time.perf_counter()
     try:
-        for out in backend.run(frames()):
+        for out in backend.run(itertools.islice(frames, args.max_frames)):
             count += 1
             now = time.perf_counter()
             instant = 1.0 / max(now - last, 1e-9)

@@ -133,6 +133,8 @@ def _load_styles(paths: Sequence[str]) -> list[_Style]:
     names = _unique([Path(p).stem for p in paths])
     for name, p in zip(names, paths):
         path = Path(p)
+        if path.is_dir():
+            raise UserError(f"--style {path} is a folder; give a style image file (repeat --style for several)")
         if not path.is_file():
             raise UserError(f"style image {path}: no such file")
         styles.append(_Style(name=name, path=path, image=read_image(path), sha256=file_sha256(path)))
