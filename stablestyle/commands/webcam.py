@@ -66,7 +66,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="auto", help="auto (fp16 on GPU, fp32 on CPU), fp32, fp16 or bf16")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
     p.add_argument("--compile", nargs="?", const="default", default=None, choices=COMPILE_MODES, metavar="MODE",
-                   help="torch.compile the network (1.3-1.5x on a CPU; the first frames wait ~25 s for it)")
+                   help="torch.compile the network (on a 2-core CPU 0.8-1.3x, depending on net and precision: "
+                        "docs/PERFORMANCE.md; the first frames wait ~25 s for it)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
 
 
