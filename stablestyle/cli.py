@@ -64,8 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     args._argv = argv  # the command line, for reports' provenance
+    # --quiet (on the commands that have it) silences progress bars and the informational log lines;
+    # warnings still show.  --verbose wins.
+    quiet = getattr(args, "quiet", False)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
     if getattr(args, "_run", None) is None:

@@ -131,6 +131,14 @@ def test_bad_options(tmp_path, bbb_clip, ckpt, capsys, flag):
     _error(capsys)
 
 
+@pytest.mark.parametrize("flag", [["--iterations", "5"], ["--size", "64"], ["--flow", "deepflow"]])
+def test_optimisation_settings_are_refused_for_a_network(tmp_path, bbb_clip, ckpt, capsys, flag):
+    """They used to be ignored without a word; a network has no per-frame optimisation to set."""
+    assert main(["stylize", str(bbb_clip), "-o", str(tmp_path / "o.mp4"), "--model", str(ckpt), *flag]) == 2
+    assert f"{flag[0]} set the optimisation of --method gatys|ruder" in _error(capsys)
+    assert not (tmp_path / "o.mp4").exists()
+
+
 @pytest.mark.parametrize("value", ["8", "0", "-1"])
 def test_max_size_is_checked_first_and_named(tmp_path, bbb_clip, value, capsys):
     """Checked before the model loads: a missing checkpoint does not hide it."""
@@ -343,6 +351,27 @@ def test_frame_folders_and_images_need_no_pyav(tmp_path, frames_dir, bbb_clip, c
         assert failed.returncode == 2
         assert "pip install av" in failed.stderr.strip().splitlines()[-1] and "Traceback" not in failed.stderr
     assert not (tmp_path / "b.mp4").exists() and not list(tmp_path.glob(".*b.mp4*"))
+
+
+def test_quiet_silences_info_messages_but_not_warnings(tmp_path, frames_dir, ckpt):
+    """In a real process (pytest's own log handlers keep basicConfig from acting in-process)."""
+    import subprocess
+    import sys
+
+    def cli(*argv):
+        return subprocess.run([sys.executable, "-m", "stablestyle", *map(str, argv)], capture_output=True,
+                              text=True, timeout=120)
+
+    loud = cli("stylize", frames_dir, "-o", tmp_path / "a", "--model", ckpt)
+    assert loud.returncode == 0 and "INFO " in loud.stderr
+    quiet = cli("stylize", frames_dir, "-o", tmp_path / "b", "--model", ckpt, "--quiet")
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("beach.png", "cat.png"):
+        (photos / name).write_bytes(sorted(frames_dir.glob("*.png"))[0].read_bytes())
+    warned = cli("stylize", photos, "-o", tmp_path / "c", "--model", ckpt, "--quiet")
+    assert warned.returncode == 0 and "WARNING " in warned.stderr and "INFO " not in warned.stderr
 
 
 def test_cli_choices_match_the_library():

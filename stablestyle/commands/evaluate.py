@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-videos", dest="save_videos", action="store_false",
                    help="do not keep the stylised videos in the report folder (they are still encoded for timing)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report folder")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or info messages (warnings still show)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fg-speed", type=float, default=None,
                    help="largest foreground speed in pixels per frame (default from MotionConfig: 6)")
     p.add_argument("--overwrite", action="store_true", help="replace FOLDER if it is an existing clip folder")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or info messages (warnings still show)")
 
 
 def parse_size(text: str) -> tuple[int, int]:

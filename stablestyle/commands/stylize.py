@@ -26,6 +26,10 @@ X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
+#: Settings of the optimisation baselines (``--method gatys|ruder``), refused with ``--method network``.
+OPTIM_DEFAULTS = {"iterations": 100, "size": 256, "flow": "dis"}
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video file, folder of numbered frames, or image")
     p.add_argument("-o", "--output", required=True,
@@ -38,9 +42,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="network: the trained feed-forward net (real time); gatys / ruder: per-frame / "
                         "temporally constrained optimisation baselines (slow, need --style)")
     p.add_argument("--style", default=None, help="style image, for --method gatys|ruder")
-    p.add_argument("--iterations", type=int, default=100, help="optimisation iterations per frame (gatys/ruder)")
-    p.add_argument("--size", type=int, default=256, help="optimisation size, long side in px (gatys/ruder)")
-    p.add_argument("--flow", default="dis", help="flow estimator for ruder: dis or deepflow")
+    p.add_argument("--iterations", type=int, default=None,
+                   help=f"optimisation iterations per frame (gatys/ruder; default {OPTIM_DEFAULTS['iterations']})")
+    p.add_argument("--size", type=int, default=None,
+                   help=f"optimisation size, long side in px (gatys/ruder; default {OPTIM_DEFAULTS['size']})")
+    p.add_argument("--flow", default=None,
+                   help=f"flow estimator for ruder: dis or deepflow (default {OPTIM_DEFAULTS['flow']})")
     p.add_argument("--max-size", type=int, default=None, help="resize input so the long side is at most this")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -60,7 +67,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="H.264 encoder speed: ultrafast .. veryslow (default medium; veryfast encodes 1080p "
                         "1.8x as fast, ultrafast 3x with 2.6x larger files)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or info messages (warnings still show)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,8 +89,16 @@ def run(args: argparse.Namespace) -> int:
                             "--method network)")
         if len(args.inputs) > 1:
             raise UserError(f"--method {args.method} takes one input at a time")
-    elif args.style is not None:
-        raise UserError("--style is for --method gatys|ruder; a network's style is fixed by its --model")
+        for name, default in OPTIM_DEFAULTS.items():
+            if getattr(args, name) is None:
+                setattr(args, name, default)
+    else:
+        if args.style is not None:
+            raise UserError("--style is for --method gatys|ruder; a network's style is fixed by its --model")
+        given = [f"--{name}" for name in OPTIM_DEFAULTS if getattr(args, name) is not None]
+        if given:
+            raise UserError(f"{' / '.join(given)} set the optimisation of --method gatys|ruder; a network needs "
+                            "none (drop them, or pass --method gatys|ruder with --style)")
     for inp in args.inputs:
         warn_if_not_a_sequence(inp, args.output)
     if len(args.inputs) > 1:

@@ -116,7 +116,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sample-every", type=int, help=f"steps between images in samples/ (default {DEFAULT})")
     g.add_argument("--validate-every", type=int, help=f"steps between rows of val.csv (default {DEFAULT})")
     g.add_argument("--checkpoint-every", type=int, help=f"steps between saves of last.pt (default {DEFAULT})")
-    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--quiet", action="store_true", help="no progress bar or info messages (warnings still show)")
 
 
 def _overrides(args: argparse.Namespace) -> dict:

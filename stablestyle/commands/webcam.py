@@ -213,7 +213,10 @@ def run(args: argparse.Namespace) -> int:
             desc = f"{meta['path']} {meta['model']}"
         backend = make_backend(args.backend, model, device=device, precision=args.precision,
                                threads=args.threads, compile=args.compile or False)
-        log.info("model %s on %s", desc, backend.describe())
+        info = backend.describe()
+        log.info("model %s: %s %s on %s", desc, info.get("backend", args.backend), info.get("precision"),
+                 info.get("device"))
+        log.debug("backend %s", info)
         if not args.no_preview:
             reason = preview_unavailable(cv2)
             preview = reason is None
