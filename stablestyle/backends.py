@@ -207,8 +207,9 @@ def split_thin_convs(net: nn.Module, phases: int = 2) -> list[str]:
     return replaced
 
 
-#: Below this many channels CPU bf16 ``group_norm`` on channels-last tensors takes a slow path (7 ms
-#: against instance norm's 1 ms for 8 channels at 640x360); those layers keep ``instance_norm``.
+#: Below this many channels CPU bf16 ``group_norm`` on channels-last tensors takes a slow path (5.3 ms
+#: against instance norm's 1.0 ms for 8 channels at 640x360, ``bench/norm_kernels.py``); those layers keep
+#: ``instance_norm``.
 GROUP_NORM_MIN_BF16_CHANNELS = 16
 
 

@@ -71,3 +71,18 @@ def test_encode_speed(bikes_clip):
                               "ultrafast,medium", "--clip", bikes_clip).stdout)
     assert report["frames"] == 3 and set(report["results"]) == {"ultrafast", "medium"}
     assert all(r["fps"] > 0 and r["kib"] >= 0 for r in report["results"].values())
+
+
+def test_norm_kernels():
+    report = json.loads(bench("norm_kernels.py", "--size", "32x16", "--repeats", "2").stdout)
+    assert report["size"] == "32x16" and report["threads"] == 1 and len(report["results"]) == 12
+    for row in report["results"]:
+        for key in ("instance_norm_ms_channels_last", "group_norm_ms_channels_last",
+                    "instance_norm_ms_channels_first", "group_norm_ms_channels_first"):
+            assert row[key] > 0, (key, row)
+    assert {r["dtype"] for r in report["results"]} == {"float32", "bfloat16"}
+
+
+def test_norm_kernels_bad_size_is_one_line():
+    done = bench("norm_kernels.py", "--size", "big", expect=2)
+    assert done.stderr.strip().startswith("error: --size big") and "Traceback" not in done.stderr
