@@ -94,6 +94,17 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
     return precision
 
 
+def cpu_has_native_bf16() -> bool | None:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); ``None`` when torch cannot tell.
+
+    Without it PyTorch emulates bf16 and ``precision="bf16"`` is slower than fp32.
+    """
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # private helpers: absent from some torch builds
+        return None
+
+
 def frames_to_tensor(frames: np.ndarray, device: torch.device | str) -> torch.Tensor:
     """``uint8`` ``(H, W, 3)`` or ``(B, H, W, 3)`` RGB -> float32 ``(B, 3, H, W)`` in ``[0, 1]`` on ``device``.
 
@@ -377,6 +388,9 @@ class TorchBackend(Backend):
         self._cast_net = device.type == "cpu" and precision == "bf16"
         if self._cast_net:
             net = net.to(torch.bfloat16)
+            if cpu_has_native_bf16() is False:
+                log.warning("this CPU has no native bf16 (AVX-512 BF16 / AMX): bf16 is emulated and likely slower "
+                            "than fp32 here; drop --half / --precision bf16")
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         if threads is not None:

@@ -258,6 +258,17 @@ def _diffs_over_clip(reference, candidate, frames, dtype) -> list[torch.Tensor]:
     return diffs
 
 
+@pytest.mark.parametrize("native, warned", [(True, False), (False, True), (None, False)])
+def test_bf16_on_a_cpu_without_native_bf16_warns(monkeypatch, caplog, native, warned):
+    import stablestyle.backends as backends
+
+    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: native)
+    with caplog.at_level("WARNING", logger="stablestyle.backends"):
+        make_backend("torch", _net(), device="cpu", precision="bf16")
+        make_backend("torch", _net(), device="cpu", precision="fp32")
+    assert ("no native bf16" in caplog.text) is warned and len(caplog.records) == int(warned)
+
+
 @pytest.mark.parametrize("model", ["random-w0.25", "random-w1.0", *available()])
 def test_bf16_close_to_fp32(model):
     """CPU bf16 runs the whole net in bf16 (no autocast, which converted around every instance norm) and
