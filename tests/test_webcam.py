@@ -48,6 +48,20 @@ def test_records_from_a_video_source(tmp_path, ckpt, bbb_clip, capsys, backend):
     assert len(frames) == 4 and frames[0].shape == (36, 64, 3)
 
 
+@pytest.mark.parametrize("native, precision, expected", [
+    (True, "auto", "bf16"), (False, "auto", "fp32"), (None, "auto", "fp32"), (True, "fp32", "fp32"),
+])
+def test_auto_precision_is_bf16_on_a_cpu_with_native_bf16(ckpt, bikes_clip, monkeypatch, caplog, native,
+                                                           precision, expected):
+    import stablestyle.backends as backends
+
+    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: native)
+    with caplog.at_level(logging.INFO, logger="stablestyle.commands.webcam"):
+        assert main(_cmd(ckpt, bikes_clip, "--no-preview", "--max-frames", "2", "--device", "cpu",
+                         "--precision", precision)) == 0
+    assert f": torch {expected} on cpu" in caplog.text
+
+
 def test_preview_off_without_a_display(tmp_path, ckpt, bikes_clip, monkeypatch, caplog):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
