@@ -321,6 +321,13 @@ def analyze_styles(paths: Sequence[str | Path], vgg: torch.nn.Module, *, size: i
 
 # ----------------------------------------------------------------------------- Figure 3
 
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float (JSON allows any number of digits)
+        return False
+
+
 def load_instability(path: str | Path, method: str | None = None) -> dict[str, float]:
     """Per-style instability from ``stablestyle evaluate``'s ``results.json`` or a ``{style: value}`` map.
 
@@ -357,7 +364,7 @@ def load_instability(path: str | Path, method: str | None = None) -> dict[str, f
         return {style: float(np.mean(v)) for style, v in values.items()}
     if isinstance(data, dict) and data and all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                                for v in data.values()):
-        bad = {k: v for k, v in data.items() if not (math.isfinite(v) and v >= 0)}
+        bad = {k: v for k, v in data.items() if not (_finite(v) and v >= 0)}
         if bad:  # an instability is a mean of squares: finite and >= 0
             raise UserError(f"{path}: instability must be a finite number >= 0; got "
                             + ", ".join(f"{k}: {v}" for k, v in bad.items()))

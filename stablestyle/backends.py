@@ -99,6 +99,10 @@ def cpu_has_native_bf16() -> bool | None:
 
     Without it PyTorch emulates bf16 and ``precision="bf16"`` is slower than fp32.
     """
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return None  # torch's helpers test x86 features only (ARM CPUs may have bf16 too)
     try:
         return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     except AttributeError:  # private helpers: absent from some torch builds
@@ -355,9 +359,10 @@ def make_backend(name: str, model, *, device: torch.device | str = "cpu", precis
         group_norms = device.type == "cpu"
     if name == "onnx" and precision == "auto":
         precision = "fp32"  # the onnx backend runs fp32 graphs only
+    extra = {"group_norms": bool(group_norms)} if name == "torch" else {}
     return BACKENDS[name](model, device=device, precision=resolve_precision(precision, device), threads=threads,
                           channels_last=channels_last, compile=compile, cuda_graphs=cuda_graphs,
-                          split_convs=bool(split_convs), group_norms=bool(group_norms))
+                          split_convs=bool(split_convs), **extra)
 
 
 # ----------------------------------------------------------------------------- torch
@@ -545,8 +550,7 @@ class OnnxBackend(Backend):
     """
 
     def __init__(self, model, *, device: torch.device, precision: str, threads: int | None,
-                 channels_last: bool, compile: bool | str, cuda_graphs: bool, split_convs: bool,
-                 group_norms: bool = False) -> None:  # group_norms: torch only (the graph has its own norms)
+                 channels_last: bool, compile: bool | str, cuda_graphs: bool, split_convs: bool) -> None:
         try:
             import onnxruntime as ort
         except ImportError:

@@ -149,12 +149,26 @@ def model_from_checkpoint(payload: dict, source: str = "checkpoint") -> torch.nn
 def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
     """The checkpoint file meant by a path, a training run folder or a bundled model name.
 
-    A folder stands for its ``final.pt`` (what ``stablestyle train --out`` writes; the choice is
-    logged); a folder without one is a :class:`UserError` naming the checkpoints it holds.  A bare
-    name that is not a file here is looked up among the bundled models.  Missing files are left
-    for :func:`read_checkpoint` to report.
+    A bare name of a bundled model (``scream``) means the bundled model, even where a file or
+    folder of that name exists here (that one is reached as ``./scream``; a warning says so).  A
+    folder stands for its ``final.pt`` (what ``stablestyle train --out`` writes; the choice is
+    logged); a folder without one is a :class:`UserError` naming the checkpoints it holds.  Any
+    other bare name that is not a file here is looked up among the bundled models (unknown names
+    list them).  Missing files are left for :func:`read_checkpoint` to report.
     """
     path = Path(path_or_name)
+    bare = path.suffix == "" and os.sep not in str(path_or_name) and (os.altsep or os.sep) not in str(path_or_name)
+    if bare:
+        try:
+            from .bundled import available, bundled_path
+        except ImportError:  # pragma: no cover - the package ships its bundled folder
+            available = bundled_path = None
+        if available is not None and str(path_or_name) in available():
+            if path.exists():
+                log.warning("--model %s: using the bundled model %s, not the %s of that name here (give ./%s "
+                            "for that)", path_or_name, path_or_name, "folder" if path.is_dir() else "file",
+                            path_or_name)
+            return bundled_path(str(path_or_name))
     if path.is_dir():
         final = path / FINAL_NAME
         if final.is_file():
@@ -164,12 +178,8 @@ def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
         held = f" (it holds {', '.join(found[:5])})" if found else ""
         raise UserError(f"{path} is a folder without {FINAL_NAME}{held}; give a checkpoint file "
                         f"(e.g. {path / (found[0] if found else FINAL_NAME)})")
-    if not path.exists() and path.suffix == "" and os.sep not in str(path_or_name):
-        try:
-            from .bundled import bundled_path
-        except ImportError:
-            return path
-        return bundled_path(str(path_or_name))
+    if bare and not path.exists() and bundled_path is not None:
+        return bundled_path(str(path_or_name))  # an unknown name: the error lists the bundled ones
     return path
 
 

@@ -225,7 +225,7 @@ def test_plot_never_replaces_an_input(tmp_path, synthetic_styles, capsys):
     assert style.read_bytes() == before
 
 
-@pytest.mark.parametrize("values", [{"a": -0.1}, {"a": float("inf")}, {"a": float("nan")}])
+@pytest.mark.parametrize("values", [{"a": -0.1}, {"a": float("inf")}, {"a": float("nan")}, {"a": 10 ** 400}])
 def test_instability_values_must_be_finite_and_non_negative(tmp_path, values):
     path = tmp_path / "m.json"
     path.write_text(json.dumps(values))

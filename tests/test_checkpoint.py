@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -128,6 +130,23 @@ def test_run_folder_means_its_final_checkpoint(tmp_path, net, caplog):
         _, meta = load_checkpoint(run)
     assert meta["step"] == 7 and meta["path"] == str(run / "final.pt")
     assert "final.pt" in caplog.text
+
+
+@pytest.mark.parametrize("final", [True, False])
+def test_a_bundled_name_wins_over_a_local_folder_of_that_name(tmp_path, monkeypatch, net, caplog, final):
+    """`--model scream` (also the default) after `train --out scream`: the bundled model, with a warning
+    that names the way to the local one (./scream)."""
+    monkeypatch.chdir(tmp_path)
+    local = tmp_path / "scream"
+    local.mkdir()
+    if final:
+        save_checkpoint(local / "final.pt", net, step=7)
+    with caplog.at_level("WARNING", logger="stablestyle.checkpoint"):
+        _, meta = load_checkpoint("scream")
+    assert Path(meta["path"]).parent.name == "bundled" and "give ./scream for that" in caplog.text
+    if final:
+        _, meta = load_checkpoint("./scream")
+        assert meta["step"] == 7
 
 
 @pytest.mark.parametrize("files, match", [

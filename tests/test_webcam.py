@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from stablestyle.checkpoint import save_checkpoint
 from stablestyle.cli import main
@@ -129,6 +130,20 @@ def test_camera_frames_and_ctrl_c_finalises_the_recording(tmp_path, ckpt, bbb_cl
     assert [p.name for p in tmp_path.iterdir()] == ["rec.mp4"]  # no temporary file left
 
 
+def test_source_frame_folder_with_a_bad_frame_is_an_error(tmp_path, ckpt, frames_dir, capsys):
+    """Unlike a video damaged part-way (kept, with a warning), a folder's odd frame is the user's to fix."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for p in sorted(frames_dir.glob("*.png")):
+        (folder / p.name).write_bytes(p.read_bytes())
+    last = sorted(folder.glob("*.png"))[-1]
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(last)  # another size
+    out = tmp_path / "rec.mp4"
+    assert main(_cmd(ckpt, folder, "--no-preview", "--record", str(out))) == 2
+    assert "all frames of a folder (one clip) must have one size" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_source_frame_folder(tmp_path, ckpt, frames_dir, capsys):
     out = tmp_path / "rec.mp4"
     assert main(_cmd(ckpt, frames_dir, "--no-preview", "--record", str(out))) == 0
@@ -185,9 +200,9 @@ def test_draw_fps_writes_text():
 
 @pytest.mark.parametrize("extra, match", [
     (["--camera", "97"], "cannot open camera 97"),
-    (["--camera", "-1"], "--camera must be a camera index from 0 to 9999 (0 is the first camera), got -1"),
-    (["--camera", "99999999999"], "--camera must be a camera index from 0 to 9999"),
-    (["--camera", "10000"], "--camera must be a camera index from 0 to 9999"),
+    (["--camera", "-1"], "--camera must be a camera index from 0 to 199 (0 is the first camera), got -1"),
+    (["--camera", "99999999999"], "--camera must be a camera index from 0 to 199"),
+    (["--camera", "200"], "--camera must be a camera index from 0 to 199"),
     (["--source", "{tmp}/nope.mp4"], "does not exist"),
     (["--source", "{tmp}/cut.mp4"], "may be truncated or incomplete"),
     (["--source", "{clip}", "--record", "{tmp}/r.png"], "ending in .mp4"),

@@ -99,8 +99,9 @@ def run(args: argparse.Namespace) -> int:
         if given:
             raise UserError(f"{' / '.join(given)} set the optimisation of --method gatys|ruder; a network needs "
                             "none (drop them, or pass --method gatys|ruder with --style)")
-    for inp in args.inputs:
-        warn_if_not_a_sequence(inp, args.output)
+    if args.method == "network":  # the optimisation methods take one input; their hint would differ
+        for inp in args.inputs:
+            warn_if_not_a_sequence(inp, args.output)
     if len(args.inputs) > 1:
         return _many(args, device)
 

@@ -47,7 +47,7 @@ FPS_SMOOTHING = 0.1
 QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q, Q, Esc
 #: Camera indices accepted by ``--camera`` (0 .. MAX_CAMERA - 1).  OpenCV crashes on negative indices
 #: and reads large ones as an API preference plus an index, so they are checked before it sees them.
-MAX_CAMERA = 10000
+MAX_CAMERA = 200  # OpenCV reads 200 and up as CAP_V4L (200) etc. plus an index
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -163,7 +163,9 @@ class _File:
                 frame = next(it)
             except StopIteration:
                 return
-            except UserError as exc:  # damaged mid-stream: what came before is fine to keep
+            except UserError as exc:  # a video damaged mid-stream: what came before is fine to keep
+                if self.source.kind != "video":
+                    raise  # a frame folder's bad frame is the user's to fix, as in `stylize`
                 total = self.source.num_frames
                 reason = " ".join(str(exc).split()).removeprefix(f"{self.source.path}: ")
                 self.ended_early = (f"{self.what} ended early at frame {read} of {total if total else 'unknown'}:"
