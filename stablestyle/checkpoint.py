@@ -30,7 +30,7 @@ import torch
 
 from . import __version__
 from .atomic import atomic_path
-from .errors import UserError
+from .errors import UserError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +102,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as exc:  # pickle / zip errors: a corrupt or foreign file (an image renamed .pt, ...)
-        text = " ".join(str(exc).split())  # one line: the CLI prints errors on one
-        text = text if len(text) <= 120 else text[:117] + "..."
+        text = first_line(str(exc))  # the CLI prints errors on one line
         reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
         raise UserError(f"{path} is not a stablestyle checkpoint ({reason}); train one with `stablestyle train`, "
                         "or pass a bundled name from `stablestyle models`") from None
@@ -159,11 +158,9 @@ def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
     path = Path(path_or_name)
     bare = path.suffix == "" and os.sep not in str(path_or_name) and (os.altsep or os.sep) not in str(path_or_name)
     if bare:
-        try:
-            from .bundled import available, bundled_path
-        except ImportError:  # pragma: no cover - the package ships its bundled folder
-            available = bundled_path = None
-        if available is not None and str(path_or_name) in available():
+        from .bundled import available, bundled_path
+
+        if str(path_or_name) in available():
             if path.exists():
                 log.warning("--model %s: using the bundled model %s, not the %s of that name here (give ./%s "
                             "for that)", path_or_name, path_or_name, "folder" if path.is_dir() else "file",
@@ -178,7 +175,7 @@ def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
         held = f" (it holds {', '.join(found[:5])})" if found else ""
         raise UserError(f"{path} is a folder without {FINAL_NAME}{held}; give a checkpoint file "
                         f"(e.g. {path / (found[0] if found else FINAL_NAME)})")
-    if bare and not path.exists() and bundled_path is not None:
+    if bare and not path.exists():
         return bundled_path(str(path_or_name))  # an unknown name: the error lists the bundled ones
     return path
 

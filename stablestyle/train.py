@@ -90,8 +90,6 @@ CONFIG_NAME, LOG_NAME, VAL_NAME = "config.yaml", "log.csv", "val.csv"
 LAST_NAME, FINAL_NAME, SAMPLES_NAME = "last.pt", "final.pt", "samples"
 #: The clock of ``fit(time_limit=...)`` (a module attribute so tests can replace it).
 _clock = time.monotonic
-#: Suffixes that mark a ``content`` entry as a video (given with ``video`` / ``--video`` instead).
-CONTENT_VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 
 
 class TrainingDiverged(UserError, FloatingPointError):
@@ -382,6 +380,7 @@ def find_content(entries: Sequence[str]) -> list[Path]:
     Raises :class:`UserError` for a missing entry or an entry without images.
     """
     from .data import IMAGE_EXTENSIONS, find_images
+    from .video import VIDEO_FILE_SUFFIXES
 
     files: list[Path] = []
     for entry in entries:
@@ -390,7 +389,7 @@ def find_content(entries: Sequence[str]) -> list[Path]:
             _check_content_file(path)
         found = find_images([path])
         if not found:
-            videos = path.is_dir() and any(p.suffix.lower() in CONTENT_VIDEO_SUFFIXES for p in path.rglob("*"))
+            videos = path.is_dir() and any(p.suffix.lower() in VIDEO_FILE_SUFFIXES for p in path.rglob("*"))
             todo = "pass its videos with --video FILE each" if videos else "give a folder of photos or image files"
             raise UserError(f"content {entry} has no images ({', '.join(IMAGE_EXTENSIONS)}); {todo}")
         files += found
@@ -402,8 +401,9 @@ def _check_content_file(path: Path) -> None:
     from PIL import Image
 
     from .data import IMAGE_EXTENSIONS
+    from .video import VIDEO_FILE_SUFFIXES
 
-    if path.suffix.lower() in CONTENT_VIDEO_SUFFIXES:
+    if path.suffix.lower() in VIDEO_FILE_SUFFIXES:
         raise UserError(f"content {path} is a video; --content takes images or folders of images, "
                         f"pass videos with --video {path}")
     if path.suffix.lower() in IMAGE_EXTENSIONS:

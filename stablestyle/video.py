@@ -32,7 +32,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .atomic import atomic_path, publish_folder, temp_beside
-from .errors import UserError
+from .errors import UserError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -370,7 +370,7 @@ def _open_decoder(path: Path):
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        reason = _first_line(exc)
+        reason = first_line(str(exc)) or type(exc).__name__
         if path.suffix.lower() in VIDEO_FILE_SUFFIXES and isinstance(exc, av.InvalidDataError):
             # An MP4 / MOV whose index (moov atom) is at the end, cut short, fails here: the usual
             # unfinished copy or download.  FFmpeg cannot tell it from a file that is no video at all.
@@ -391,12 +391,6 @@ def _open_decoder(path: Path):
             yield np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
 
     return container, frames()
-
-
-def _first_line(exc: BaseException) -> str:
-    """An exception's message cut to its first line (the CLI prints errors on one line)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _next_frame(frames: Iterator[np.ndarray], path: Path, index: int) -> np.ndarray | None:
@@ -556,9 +550,10 @@ def output_kind(path: str | os.PathLike) -> str:
                     f"{', '.join(OUTPUT_IMAGE_SUFFIXES)} (one image) or a path without suffix (frame folder)")
 
 
-def _same_path(a: Path, b: Path) -> bool:
+def same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when ``a`` and ``b`` both exist and are the same file (links and relative spellings included)."""
     try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
+        return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
     except OSError:
         return False
 
@@ -587,7 +582,7 @@ def check_output_path(out: str | os.PathLike, inputs: Iterable[str | os.PathLike
         if inp is None:
             continue
         inp = Path(inp)
-        if _same_path(out, inp) or resolved == inp.resolve():
+        if same_path(out, inp) or resolved == inp.resolve():
             raise UserError(f"output {out} is also an input; choose another output path")
         if kind == "frames" and resolved in inp.resolve().parents:
             raise UserError(f"output folder {out} contains the input {inp}; choose another output path")

@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from ..models import load_vgg16
     from ..report import provenance
     from ..runtime import resolve_device
+    from ..video import same_path
 
     # ---- user errors first, before any network work
     if isinstance(args.size, bool) or args.size < 32:
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         if plot.is_dir():
             raise UserError(f"--plot {plot} is a folder; give a file name such as {plot / 'fig3.png'}")
         inputs = [*images, *(args.reference or []), *([args.instability] if args.instability else [])]
-        if any(Path(p).exists() and plot.exists() and plot.samefile(p) for p in inputs):
+        if any(same_path(plot, p) for p in inputs):
             raise UserError(f"--plot {plot} is also an input; choose another file name")
         if plot.exists() and not args.overwrite:
             raise UserError(f"--plot {plot} already exists; pass --overwrite to replace it")

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 from ..paths import vgg16_env_path
 
 log = logging.getLogger(__name__)
@@ -136,10 +136,8 @@ def _load_error(exc: Exception) -> str:
     text = str(exc)
     if "WeightsUnpickler error:" in text:
         text = text.split("WeightsUnpickler error:", 1)[1]
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    first = lines[0] if lines and "weights_only" not in lines[0] else ""
-    if len(first) > 120:
-        first = first[:117] + "..."
+    first = first_line(text)
+    first = "" if "weights_only" in first else first
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
