@@ -9,11 +9,11 @@ One interface, several engines (a small registry, :data:`BACKENDS`):
   of the bytes cross back.  On CPU: fp32, or bf16 when asked, with
   ``torch.set_num_threads``; instance norms run as group norms
   (:class:`GroupInstanceNorm2d`, native channels-last kernels).  CPU bf16
-  casts the whole net (weights and
-  activations, instance norm included) instead of using autocast: autocast
-  keeps instance norm in fp32 and converts every layer's activations there
-  and back, which cost 45% of the small net's time (40 against 22 frames/s,
-  the same accuracy; docs/PERFORMANCE.md).
+  casts the whole net (weights and activations, instance norm included)
+  instead of using autocast: autocast keeps instance norm in fp32 and
+  converts every layer's activations there and back, which cost 45% of the
+  small net's time (40 against 22 frames/s, the same accuracy;
+  docs/PERFORMANCE.md).
 * ``"onnx"`` -- onnxruntime on a graph from :mod:`stablestyle.export` (CPU
   execution provider; the CUDA one when the device is CUDA and the
   installed onnxruntime has it).  The recurrent state is an explicit graph
@@ -236,8 +236,8 @@ class GroupInstanceNorm2d(nn.Module):
     network's most expensive op here; ``group_norm`` has a native
     channels-last kernel, and the whole net ran 1.4-1.9x faster with it on two CPU
     threads (``bench/cpu_variants.py``'s ``instance-norm`` variants; docs/PERFORMANCE.md).
-    bf16 inputs with fewer than
-    :data:`GROUP_NORM_MIN_BF16_CHANNELS` channels still go through ``instance_norm``.
+    bf16 inputs with fewer than :data:`GROUP_NORM_MIN_BF16_CHANNELS` channels still go
+    through ``instance_norm``.
     """
 
     def __init__(self, norm: nn.InstanceNorm2d) -> None:

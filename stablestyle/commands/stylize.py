@@ -73,7 +73,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import UserError
     from ..runtime import check_at_least, resolve_device
-
     from ..video import check_max_size
 
     check_max_size(args.max_size, "--max-size")

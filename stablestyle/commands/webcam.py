@@ -46,8 +46,9 @@ FALLBACK_FPS = 30.0
 FPS_SMOOTHING = 0.1
 QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q, Q, Esc
 #: Camera indices accepted by ``--camera`` (0 .. MAX_CAMERA - 1).  OpenCV crashes on negative indices
-#: and reads large ones as an API preference plus an index, so they are checked before it sees them.
-MAX_CAMERA = 200  # OpenCV reads 200 and up as CAP_V4L (200) etc. plus an index
+#: and reads 200 and up as an API preference (CAP_V4L = 200, ...) plus an index, so they are checked
+#: before it sees them.
+MAX_CAMERA = 200
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -95,6 +96,11 @@ def draw_fps(cv2, frame_bgr, fps: float):
     return frame_bgr
 
 
+def _nominal_fps(fps: float) -> float:
+    """The input's frame rate for the recording; :data:`FALLBACK_FPS` where it reports none or nonsense."""
+    return fps if 0 < fps <= 240 else FALLBACK_FPS
+
+
 class _Camera:
     """Frames of a camera (``cv2.VideoCapture``) as RGB ``uint8``, shrunk to ``max_size``."""
 
@@ -113,8 +119,7 @@ class _Camera:
             self.cap.release()
             raise UserError(f"cannot open {self.what}: check the index (--camera N), that no other program holds "
                             "it, and the permissions of /dev/video*")
-        fps = self.cap.get(cv2.CAP_PROP_FPS)
-        self.fps = fps if 0 < fps <= 240 else FALLBACK_FPS
+        self.fps = _nominal_fps(self.cap.get(cv2.CAP_PROP_FPS))
         self.ended_early = ""
 
     def frames(self) -> Iterator[np.ndarray]:
@@ -151,7 +156,7 @@ class _File:
         self.source = open_source(path, max_size=max_size)
         kind = "frame folder" if self.source.kind == "frames" else self.source.kind
         self.what = f"{kind} {path}"
-        self.fps = self.source.fps if 0 < self.source.fps <= 240 else FALLBACK_FPS
+        self.fps = _nominal_fps(self.source.fps)
         self.ended_early = ""
 
     def frames(self) -> Iterator[np.ndarray]:
@@ -215,13 +220,14 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--record {args.record}: give a video file name ending in .mp4, .mov or .mkv")
         check_output_path(args.record, [args.source] if args.source else [], args.overwrite)
     device = resolve_device(args.device)
-    if str(args.model).lower().endswith(".onnx") and args.backend != "onnx":
+    onnx_file = str(args.model).lower().endswith(".onnx")
+    if onnx_file and args.backend != "onnx":
         raise UserError(f"--model {args.model} is an ONNX file; run it with --backend onnx")
 
     capture = _open_input(cv2, args)  # before the model: a bad --source / --camera fails at once
     preview = False
     try:
-        if str(args.model).lower().endswith(".onnx"):
+        if onnx_file:
             model, desc = args.model, args.model
         else:
             model, meta = load_checkpoint(args.model)
