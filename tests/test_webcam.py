@@ -49,6 +49,24 @@ def test_records_from_a_video_source(tmp_path, ckpt, bbb_clip, capsys, backend):
     assert len(frames) == 4 and frames[0].shape == (36, 64, 3)
 
 
+def _x264_subme(path: Path) -> int:
+    """libx264 writes its settings into the stream (an SEI message); ``subme`` differs between presets."""
+    data = path.read_bytes()
+    at = data.index(b"subme=") + len(b"subme=")
+    return int(data[at:data.index(b" ", at)])
+
+
+def test_records_with_a_live_preset_by_default(tmp_path, ckpt, bikes_clip):
+    """--record encodes with veryfast (subme=2) unless --preset says otherwise (medium: subme=7)."""
+    assert webcam.LIVE_PRESET == "veryfast"
+    for extra, subme in (((), 2), (("--preset", "medium"), 7)):
+        out = tmp_path / f"rec{subme}.mp4"
+        assert main(_cmd(ckpt, bikes_clip, "--no-preview", "--record", str(out), "--max-frames", "2", *extra)) == 0
+        assert _x264_subme(out) == subme
+    with pytest.raises(SystemExit):
+        main(_cmd(ckpt, bikes_clip, "--preset", "warp"))
+
+
 @pytest.mark.parametrize("native, precision, expected", [
     (True, "auto", "bf16"), (False, "auto", "fp32"), (None, "auto", "fp32"), (True, "fp32", "fp32"),
 ])
