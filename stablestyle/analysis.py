@@ -2,15 +2,15 @@
 
 Gupta et al. 2017, Sec. 4 ("Characterizing stability"): the style loss only
 constrains Gram matrices ``G = F F^T / N`` of the output's features ``F``
-(``C x N``, ``N = C H W`` with this package's normalisation, see
+(``C x HW``; the normaliser ``N = C H W`` is this package's, see
 :func:`stablestyle.losses.gram_matrix`).  Every ``F`` with ``F F^T = N G``
 is an equally good solution, and all of them satisfy
 
     ||F||_F^2 = trace(F F^T) = N trace(G),
 
-so they lie on a sphere of radius ``sqrt(N trace(G))`` (and, when
-``N >= C``, any ``F Q`` with ``Q`` orthogonal is another solution: the
-minimiser is not unique).  A style with a larger trace therefore has a larger
+so they lie on a sphere of radius ``sqrt(N trace(G))`` (and any ``F Q``
+with ``Q`` an orthogonal ``HW x HW`` matrix is another solution, since
+``F Q Q^T F^T = F F^T``: the minimiser is not unique).  A style with a larger trace therefore has a larger
 set of equally good solutions, and a feed-forward network stylising two
 almost identical frames has more room to land on far-apart points of that
 set: the paper measures that per-frame instability grows with the trace
@@ -22,7 +22,8 @@ What this module computes for a style image (resized so its long side is
 * per-layer trace ``t_l = trace(G_l) = mean(F_l^2)`` for the style layers
   ``relu1_2 .. relu4_3`` (the taps of the style loss) and each layer's share
   ``t_l / sum_l t_l``;
-* the total ``T = sum_l t_l`` (the layers weigh equally, as in the style loss);
+* the total ``T = sum_l t_l`` (unweighted, as the layers are in the style loss; the layer with the
+  largest activations dominates it, which the shares show);
 * the **risk score** (:func:`instability_risk`)::
 
       risk = 0.5 * log2(T / median(T_ref))
