@@ -69,6 +69,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--split-convs", dest="split_convs", action="store_true", default=None,
                    help="force the phase-split thin convs on (default: on for CPU, off for CUDA)")
     p.add_argument("--no-split-convs", dest="split_convs", action="store_false", help="force them off")
+    p.add_argument("--group-norms", dest="group_norms", action="store_true", default=None,
+                   help="force instance norm as group_norm on (torch backend; default: on for CPU, off for CUDA)")
+    p.add_argument("--no-group-norms", dest="group_norms", action="store_false", help="force it off")
     p.add_argument("--compile", default=None, help="torch.compile mode for the torch backend (e.g. default)")
     p.add_argument("--cuda-graphs", action="store_true", help="capture the torch backend in CUDA graphs")
     p.add_argument("--frames", type=int, default=20, help="timed frames, model-only")
@@ -318,7 +321,7 @@ def main(argv=None) -> int:
                         options = {"split_convs": args.split_convs}
                         if backend_name == "torch":
                             options.update(channels_last=args.channels_last, compile=args.compile or False,
-                                           cuda_graphs=args.cuda_graphs)
+                                           cuda_graphs=args.cuda_graphs, group_norms=args.group_norms)
                         if args.compile and backend_name == "torch":
                             # dynamo caches compiled code per code object (TransformerNet.forward), shared by all
                             # backends of this process; without a reset the recompile limit (8) is reached after a
@@ -327,7 +330,8 @@ def main(argv=None) -> int:
                         backend = make_backend(backend_name, net, device=device, precision=entry["precision"],
                                                threads=args.threads, **options)
                         entry.update({k: v for k, v in backend.describe().items()
-                                      if k in ("channels_last", "compile", "cuda_graphs", "providers", "split_convs")})
+                                      if k in ("channels_last", "compile", "cuda_graphs", "providers", "split_convs",
+                                               "group_norms")})
                         entry.update(time_model(backend, size, args.frames, args.warmup))
                         entry["achieved_tflops"] = round(flops * entry["model_fps"] / 1e12, 4)
                         if clip is not None:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from stablestyle.backends import conv_flops
 from stablestyle.models import TransformerNet
@@ -41,6 +42,17 @@ def test_stylize_speed_model_only_and_end_to_end(tmp_path, bikes_clip):
         assert r["model_fps"] > 0 and r["e2e_fps"] > 0 and r["e2e_frames"] == 3
         assert 0 < r["fraction_of_measured_peak"] and "fraction_of_datasheet_peak" not in r  # CPU: no datasheet
         assert r["achieved_tflops"] == pytest.approx(gflop * r["model_fps"] / 1e3, rel=0.02, abs=1e-4)
+
+
+@pytest.mark.parametrize("flag, converted", [(None, True), ("--no-group-norms", False)])
+def test_stylize_speed_group_norms_switch(flag, converted):
+    """--no-group-norms keeps PyTorch's instance norm (the A/B a GPU session can run; CPU default: on)."""
+    report = json.loads(bench("stylize_speed.py", "--device", "cpu", "--sizes", "32x32", "--widths", "0.25",
+                              "--backends", "torch", "--threads", "1", "--frames", "1", "--warmup", "0",
+                              *([flag] if flag else [])).stdout)
+    (entry,) = report["results"]
+    norms = sum(isinstance(m, torch.nn.InstanceNorm2d) for m in TransformerNet(width=0.25).modules())
+    assert "error" not in entry and entry["group_norms"] == (norms if converted else 0) and norms > 0
 
 
 def test_stylize_speed_bad_clip_is_a_one_line_error(tmp_path):
