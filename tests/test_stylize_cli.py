@@ -181,6 +181,19 @@ def test_model_folder_without_final_checkpoint(tmp_path, bbb_clip, ckpt, capsys,
     assert match.format(run=run) in _error(capsys)
 
 
+@pytest.mark.parametrize("native, extra, hinted", [(True, [], True), (False, [], False), (None, [], False),
+                                                   (True, ["--no-half"], False), (True, ["--half"], False)])
+def test_cpu_with_native_bf16_suggests_half(tmp_path, bikes_clip, ckpt, caplog, monkeypatch, native, extra, hinted):
+    """stylize stays fp32 unless asked, but says when --half would be fast on this CPU."""
+    import stablestyle.backends as backends
+
+    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: native)
+    with caplog.at_level("INFO"):
+        assert main(["stylize", str(bikes_clip), "-o", str(tmp_path / "o.mp4"), "--model", str(ckpt), "--device",
+                     "cpu", "--max-frames", "2", *extra]) == 0
+    assert ("--half runs the network 2.5-4x faster" in caplog.text) is hinted
+
+
 def test_model_run_folder_uses_its_final_checkpoint(tmp_path, bikes_clip, ckpt, caplog):
     run = tmp_path / "run"
     run.mkdir()
