@@ -269,3 +269,34 @@ def test_config_default_reads_the_dataclasses():
     assert config_default("weights.style") == f"{LossWeights().style:g}" == "2e-05"
     assert (config_default("steps"), config_default("channels_last")) == ("40000", "off")
     assert config_default("style_layers") == "relu1_2 relu2_2 relu3_3 relu4_3"
+
+
+def test_perframe_flag_over_a_stable_config_trains_single_frames(assets, content_dir, tmp_path, caplog):
+    """--mode perframe with configs/cpu_small.yaml-like settings: the config's seq_len goes with its mode."""
+    cfg = tmp_path / "stable.yaml"
+    cfg.write_text("mode: stable\nseq_len: 4\ncrop: 32\nwidth: 0.25\nbatch: 1\nstyle_size: 32\nnum_workers: 0\n"
+                   "val_frames: 3\n")
+    run = tmp_path / "run"
+    args = ["train", "--config", str(cfg), "--mode", "perframe", "--style", str(assets / "styles" / "candy.jpg"),
+            "--content", str(content_dir), "--out", str(run), "--steps", "1", "--quiet"]
+    with caplog.at_level("INFO"):
+        assert main(args) == 0
+    saved = read_checkpoint(run / "final.pt")["config"]
+    assert saved["mode"] == "perframe" and saved["seq_len"] == 1
+    assert "not the config's sequences of 4" in caplog.text
+    # an explicit --seq-len is the user's word: refused as before
+    assert main([*args, "--seq-len", "4", "--overwrite"]) == 2
+
+
+@pytest.mark.parametrize("limit, warned", [(7, True), (None, False)])
+def test_gpu_scale_on_a_cpu_suggests_a_smaller_setting(assets, content_dir, tmp_path, caplog, monkeypatch, limit,
+                                                       warned):
+    """The warning fires above CPU_SCALE_LIMIT (width 0.25 x 32 px = 8 here; the real limit is 128)."""
+    from stablestyle.commands import train as train_cmd
+
+    if limit is not None:
+        monkeypatch.setattr(train_cmd, "CPU_SCALE_LIMIT", limit)
+    with caplog.at_level("WARNING"):
+        assert main(train_args(assets, content_dir, tmp_path / "run", 1, "--device", "cpu")) == 0
+    assert ("for a CPU train smaller: --width 0.5 --crop 128 --batch 2" in caplog.text) is warned
+    assert train_cmd.CPU_SCALE_LIMIT == (limit or 128)
