@@ -395,7 +395,9 @@ def plot_trace_vs_instability(stats: Sequence[StyleStats], instability: Mapping[
         log.warning("no instability value for %s; left out of the plot", ", ".join(missing))
     if len(points) < 3:
         raise UserError(f"the trace-vs-instability plot needs at least 3 styles with instability values, got "
-                        f"{len(points)} (instability given for: {', '.join(sorted(instability)) or 'none'})")
+                        f"{len(points)}; styles are matched by image file name without its suffix (analysed: "
+                        f"{', '.join(s.name for s in stats)}; instability given for: "
+                        f"{', '.join(sorted(instability)) or 'none'})")
     names, x, y = zip(*points)
     r, rho = pearson(x, y), spearman(x, y)
     fig = Figure(figsize=(6, 4.5), dpi=120)

@@ -239,5 +239,11 @@ def test_figure_3_needs_three_matched_styles(tmp_path, synthetic_styles, capsys)
     fig = tmp_path / "fig.png"
     assert main(["analyze-style", *synthetic_styles, "--size", "64", "--reference", synthetic_styles[0],
                  "--plot", str(fig), "--instability", str(measured)]) == 2
-    assert "at least 3 styles" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()[-1]
+    assert "at least 3 styles" in err and "matched by image file name" in err
+    assert "analysed: flat, contrast" in err and "instability given for: flat, other" in err
     assert not fig.exists()
+    # the analysis is still shown, with the measured values beside it ('-' where none was given)
+    rows = {line.split()[1]: line.split() for line in captured.out.splitlines() if line.strip()[:1].isdigit()}
+    assert "instability" in captured.out and rows["flat"][-1] == "0.1" and rows["contrast"][-1] == "-"

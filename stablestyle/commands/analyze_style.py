@@ -107,11 +107,8 @@ def run(args: argparse.Namespace) -> int:
     order = sorted(range(len(stats)), key=lambda i: -stats[i].total_trace)
     rank = {i: r + 1 for r, i in enumerate(order)}
 
-    correlation = None
-    if args.plot is not None:
-        correlation = plot_trace_vs_instability(stats, instability, args.plot)
-
     if args.json:
+        correlation = plot_trace_vs_instability(stats, instability, args.plot) if args.plot is not None else None
         report = {
             "provenance": provenance(getattr(args, "_argv", None) or sys.argv, device),
             "size": args.size,
@@ -126,16 +123,23 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
         return 0
 
+    # the table first: a plot that cannot be drawn (too few matched styles) still leaves the analysis shown
     layers = list(stats[0].traces)
     header = f"{'rank':>4}  {'style':<28} {'total trace':>12} {'risk':>6} {'pct':>5}  " + \
-             " ".join(f"{name:>8}" for name in layers)
+             " ".join(f"{name:>8}" for name in layers) + (f" {'instability':>11}" if instability is not None else "")
     print(f"Gram-matrix trace at long side {args.size} px; risk = 0.5*log2(trace / median of {len(ref_totals)} "
           f"reference styles: {reference_source}); higher = more flicker expected")
     print(header)
     for i in order:
         s = stats[i]
         shares = " ".join(f"{100 * s.shares[name]:7.1f}%" for name in layers)
-        print(f"{rank[i]:>4}  {s.name[:28]:<28} {s.total_trace:12.4g} {s.risk:+6.2f} {s.percentile:5.0f}  {shares}")
+        measured = ""
+        if instability is not None:
+            measured = f" {instability[s.name]:11.3g}" if s.name in instability else f" {'-':>11}"
+        print(f"{rank[i]:>4}  {s.name[:28]:<28} {s.total_trace:12.4g} {s.risk:+6.2f} {s.percentile:5.0f}  {shares}"
+              f"{measured}")
+    sys.stdout.flush()
+    correlation = plot_trace_vs_instability(stats, instability, args.plot) if args.plot is not None else None
     if correlation is not None:
         print(f"trace vs instability over {correlation['n']} styles: Pearson r = {correlation['pearson']:.3f}, "
               f"Spearman rho = {correlation['spearman']:.3f} -> {args.plot}")
