@@ -180,6 +180,12 @@ def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
     return path
 
 
+def describe_net(config: dict) -> str:
+    """A checkpoint's ``model`` config in words, e.g. ``"recurrent net, width 0.5"``."""
+    kind = "recurrent" if config.get("recurrent", True) else "per-frame"
+    return f"{kind} net, width {config.get('width', 1.0):g}"
+
+
 def load_checkpoint(path_or_name: str | os.PathLike, map_location: str | torch.device = "cpu"):
     """``(model, meta)`` from a checkpoint path, a training run folder (its ``final.pt``) or a bundled
     model name (see :func:`resolve_checkpoint`).

@@ -162,3 +162,12 @@ def test_run_folder_without_final_checkpoint(tmp_path, net, files, match):
         load_checkpoint(run)
     with pytest.raises(UserError, match="is a folder; give a checkpoint file"):
         read_checkpoint(run)
+
+
+@pytest.mark.parametrize("config, text", [({"width": 0.5, "recurrent": True}, "recurrent net, width 0.5"),
+                                          ({"width": 0.25, "recurrent": False}, "per-frame net, width 0.25"),
+                                          ({}, "recurrent net, width 1")])
+def test_describe_net_says_the_config_in_words(config, text):
+    from stablestyle.checkpoint import describe_net
+
+    assert describe_net(config) == text

@@ -84,6 +84,10 @@ def test_evaluate_markdown_table(full_run):
     for method in ("input", "gatys", "ruder", "stable", "perframe"):
         assert f"| {method} | candy | sintel |" in md
     assert "- command: `" in md and "instability_over_time.png" in md
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]] for line in md.splitlines()
+            if line.startswith("| ") and line.count("|") == 11}  # the per-run table
+    assert rows["input"][-3:] == ["-", "-", "-"]  # copying frames has no speed worth a column
+    assert all(float(c) > 0 for c in rows["stable"][-3:])
 
 
 @pytest.fixture(scope="module")

@@ -113,7 +113,7 @@ def test_export_is_atomic(tmp_path, monkeypatch):
 def test_export_command(tmp_path, ckpt, capsys):
     out = tmp_path / "tiny.onnx"
     assert main(["export", str(ckpt), "--onnx", str(out), "--height", "20", "--width", "28", "--dynamic"]) == 0
-    assert "exported" in capsys.readouterr().out
+    assert capsys.readouterr().out.startswith(f"exported {ckpt} (recurrent net, width 0.25) to {out}")
     meta = read_onnx_metadata(out)
     assert meta["step"] == "7" and meta["style_sha256"] == "ab" * 32 and meta["dynamic"] == "True"
     before = out.read_bytes()

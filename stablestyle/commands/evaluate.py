@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 HELP = "compare methods on clips: instability, warping error, style / content loss, speed (report folder)"
 
@@ -54,5 +55,5 @@ def run(args: argparse.Namespace) -> int:
     # the command line as typed when the CLI recorded it, else the process's (see report.provenance)
     results = run_evaluation(config, argv=getattr(args, "_argv", None) or sys.argv)
     print(f"evaluated {len(results['runs'])} runs ({', '.join(results['methods'])} x "
-          f"{len(results['styles'])} style(s) x {len(results['clips'])} clip(s)) -> {args.output}/results.md")
+          f"{len(results['styles'])} style(s) x {len(results['clips'])} clip(s)) -> {Path(args.output) / 'results.md'}")
     return 0

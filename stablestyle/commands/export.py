@@ -58,7 +58,7 @@ def verify_onnx(model, path, height: int, width: int, frames: int = 3) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..checkpoint import load_checkpoint
+    from ..checkpoint import describe_net, load_checkpoint
     from ..export import OnnxExportConfig, check_onnx_output, export_onnx
 
     config = OnnxExportConfig(height=args.height, width=args.width, dynamic=args.dynamic, opset=args.opset,
@@ -76,5 +76,5 @@ def run(args: argparse.Namespace) -> int:
                                "removed it -- please report this as a bug")
         log.info("onnxruntime matches PyTorch within %.1e (max abs, 3 recurrent frames)", worst)
     shape = "any batch x height x width" if args.dynamic else f"1 x 3 x {args.height} x {args.width}"
-    print(f"exported {meta['model']} to {path} (opset {args.opset}, input {shape})")
+    print(f"exported {args.checkpoint} ({describe_net(meta['model'])}) to {path} (opset {args.opset}, input {shape})")
     return 0

@@ -169,7 +169,7 @@ def _one(args, stylize) -> int:
             count = stylize(itertools.islice(source, args.max_frames), sink, total)
         width, height = source.size
     seconds = time.perf_counter() - start
-    print(f"stylized {count} frames at {width}x{height} in {seconds:.1f} s "
+    print(f"stylized {count} frame{'s' * (count != 1)} at {width}x{height} in {seconds:.1f} s "
           f"({count / max(seconds, 1e-9):.1f} frames/s, {args.method}) -> {Path(args.output)}")
     return 0
 
@@ -222,7 +222,7 @@ def _many(args, device) -> int:
         raise
     seconds = time.perf_counter() - start
     for out, count in zip(outputs, counts):
-        print(f"stylized {count} frames -> {out}")
+        print(f"stylized {count} frame{'s' * (count != 1)} -> {out}")
     print(f"{len(outputs)} inputs, {sum(counts)} frames in {seconds:.1f} s "
           f"({sum(counts) / max(seconds, 1e-9):.1f} frames/s, up to {args.batch} per network call)")
     return 0
@@ -231,12 +231,12 @@ def _many(args, device) -> int:
 def _network_backend(args, device):
     from ..backends import cpu_has_native_bf16, make_backend
     from ..bundled import DEFAULT_MODEL
-    from ..checkpoint import load_checkpoint
+    from ..checkpoint import describe_net, load_checkpoint
     from ..stylize import precision_for
 
     model, meta = load_checkpoint(args.model or DEFAULT_MODEL)
-    log.info("model %s: %s, step %s, trained by stablestyle %s", meta["path"], meta["model"], meta["step"],
-             meta.get("version"))
+    log.info("model %s: %s, step %s, trained by stablestyle %s", meta["path"], describe_net(meta["model"]),
+             meta["step"], meta.get("version"))
     if args.half is None and args.backend == "torch" and device.type == "cpu" and cpu_has_native_bf16():
         log.info("this CPU computes bf16 natively (AVX-512 BF16 / AMX): --half runs the network 2.5-4x faster "
                  "here, within 0.02 of fp32 (docs/PERFORMANCE.md)")

@@ -211,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
     import cv2
 
     from ..backends import make_backend
-    from ..checkpoint import load_checkpoint
+    from ..checkpoint import describe_net, load_checkpoint
     from ..errors import UserError
     from ..runtime import check_at_least, resolve_device
     from ..video import check_max_size, check_output_path, open_sink, output_kind
@@ -238,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
             model, desc = args.model, args.model
         else:
             model, meta = load_checkpoint(args.model)
-            desc = f"{meta['path']} {meta['model']}"
+            desc = f"{meta['path']} ({describe_net(meta['model'])})"
         backend = make_backend(args.backend, model, device=device, precision=_live_precision(args, device),
                                threads=args.threads, compile=args.compile or False)
         info = backend.describe()
@@ -252,8 +252,8 @@ def run(args: argparse.Namespace) -> int:
                 log.info("preview off: %s (use --no-preview to silence this)", reason)
         if not preview and args.record is None:
             log.info("no preview and no --record: frames are stylized and discarded (a speed check)")
-        sink_cm = (open_sink(args.record, capture.fps, overwrite=args.overwrite, preset=args.preset) if args.record is not None
-                   else contextlib.nullcontext())
+        sink_cm = (open_sink(args.record, capture.fps, overwrite=args.overwrite, preset=args.preset)
+                   if args.record is not None else contextlib.nullcontext())
         with sink_cm as sink:
             count, seconds, stopped = _loop(cv2, capture.frames(), backend, sink, args, preview)
         if count == 0:

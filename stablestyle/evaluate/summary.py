@@ -10,6 +10,13 @@ from ..report import provenance_markdown
 __all__ = ["results_markdown", "format_number"]
 
 
+def _fps(runs: list[dict], key: str) -> str:
+    """Mean frames/s of ``runs`` for the table; none for ``input`` (copying frames is not a method's speed)."""
+    if all(r["method"] == "input" for r in runs):
+        return "-"
+    return format_number(_mean([r["speed"][key] for r in runs]), 3)
+
+
 def format_number(value: float | None, digits: int = 4) -> str:
     """Compact significant-digit formatting; ``None`` / nan -> ``n/a``."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
@@ -52,8 +59,8 @@ def results_markdown(results: dict) -> str:
         lines.append(
             f"| {r['method']} | {r['style']} | {r['clip']} | {format_number(r['instability'])} "
             f"| {format_number(r['warping_error'])} | {format_number(r['style_loss'])} "
-            f"| {format_number(r['content_loss'])} | {format_number(r['speed']['fps_model'], 3)} "
-            f"| {format_number(r['speed']['fps_model_steady'], 3)} | {format_number(r['speed']['fps_total'], 3)} |")
+            f"| {format_number(r['content_loss'])} | {_fps([r], 'fps_model')} | {_fps([r], 'fps_model_steady')} "
+            f"| {_fps([r], 'fps_total')} |")
     lines += [
         "",
         "## Mean per method (over styles and clips)",
@@ -71,8 +78,7 @@ def results_markdown(results: dict) -> str:
             f"| {format_number(_mean([r['warping_error'] for r in rs]))} "
             f"| {format_number(_mean([r['style_loss'] for r in rs]))} "
             f"| {format_number(_mean([r['content_loss'] for r in rs]))} "
-            f"| {format_number(_mean([r['speed']['fps_model'] for r in rs]), 3)} "
-            f"| {format_number(_mean([r['speed']['fps_total'] for r in rs]), 3)} |")
+            f"| {_fps(rs, 'fps_model')} | {_fps(rs, 'fps_total')} |")
     lines += ["", "## Definitions", ""]
     lines += [f"- **{name}**: {text}" for name, text in results["definitions"].items()]
     lines += ["", "![instability over time](instability_over_time.png)", "",
