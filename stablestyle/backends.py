@@ -409,6 +409,8 @@ class TorchBackend(Backend):
             if isinstance(compile, str):
                 kwargs["mode" if compile in COMPILE_MODES else "backend"] = compile
             self._forward = torch.compile(net, **kwargs)
+            log.info("torch.compile: the first frame waits for compiling (~15-25 s on a CPU, minutes with "
+                     "max-autotune); the frame rate counts that wait")
         self.cuda_graphs = bool(cuda_graphs)
         self._graphs: dict[tuple, tuple] = {}  # shape -> (graph, static frame, static prev, static out)
         self._dtype = _DTYPES[precision]

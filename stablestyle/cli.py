@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
+        # also after the command (`stablestyle stylize ... -v`); SUPPRESS keeps the top-level value when absent
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug messages")
         p.set_defaults(_run=module.run)
     return parser
 

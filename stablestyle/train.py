@@ -430,6 +430,7 @@ def split_validation(config: TrainConfig) -> tuple[list[Path], Path | None]:
         read_image(val)  # a UserError naming the file when it is unusable
         return stills, val
     if len(stills) >= 2:
+        log.info("validation image %s is held out of training (val_image chooses another)", stills[-1].name)
         return stills[:-1], stills[-1]
     if stills:
         log.warning("only one content image: it is also the validation image (set val_image to hold one out)")

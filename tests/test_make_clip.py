@@ -29,8 +29,10 @@ def _run(images, out, *extra):
                  "-o", str(out), "--frames", "5", "--size", "64x48", "--quiet", *extra])
 
 
-def test_make_clip_writes_the_layout(images, tmp_path):
+def test_make_clip_writes_the_layout(images, tmp_path, capsys):
     assert _run(images, tmp_path / "a", "--seed", "3", "--foregrounds", "2") == 0
+    summary = capsys.readouterr().out.strip()  # printed even with --quiet, like the other commands' summaries
+    assert summary.startswith(f"made 5 frames at 64x48 with exact flow -> {tmp_path / 'a'} (") and " MB, " in summary
     gt = load_ground_truth(tmp_path / "a")
     assert gt.frames.shape == (5, 48, 64, 3) and gt.flow_bw.shape == (5, 48, 64, 2)
     assert gt.valid_bw[1:].mean() > 0.5 and not gt.valid_bw[0].any()

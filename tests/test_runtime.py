@@ -37,3 +37,13 @@ def test_check_at_least(value, ok):
     else:
         with pytest.raises(UserError, match="--frames must be a positive integer"):
             check_at_least("--frames", value)
+
+
+@pytest.mark.parametrize("argv, verbose", [
+    (["models"], False), (["-v", "models"], True), (["models", "-v"], True), (["models", "--verbose"], True),
+])
+def test_verbose_before_or_after_the_command(argv, verbose):
+    from stablestyle.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert args.verbose is verbose and args.command == "models"

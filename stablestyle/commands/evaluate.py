@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=int, default=None, help="use only the first N frames of each clip")
     p.add_argument("--flow", default="dis",
                    help="flow estimator on the input when a clip has no ground truth: dis (default) or deepflow")
-    p.add_argument("--iterations", type=int, default=100, help="optimisation iterations per frame (gatys/ruder)")
+    p.add_argument("--iterations", type=int, default=100, help="optimisation iterations per frame (gatys/ruder; default 100)")
     p.add_argument("--size", type=int, default=None,
                    help="optimisation size, long side in px (gatys/ruder); default: the clip's size")
     p.add_argument("--style-size", type=int, default=256,

@@ -10,12 +10,10 @@ that the instability evaluation reads (``load_ground_truth``).
 from __future__ import annotations
 
 import argparse
-import logging
 import re
 
 HELP = "render a clip with exact optical flow and occlusions from still images (Sintel-like folder)"
 
-log = logging.getLogger(__name__)
 
 MAX_SIDE = 8192
 #: Seeds accepted by ``--seed`` (numpy's generators take non-negative integers; 32 bits are plenty).
@@ -71,6 +69,7 @@ def check_output_name(output: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
+    from pathlib import Path
 
     import numpy as np
 
@@ -105,5 +104,7 @@ def run(args: argparse.Namespace) -> int:
     }
     save_clip(clip, args.output, overwrite=args.overwrite, provenance=provenance, quiet=args.quiet)
     valid = float(clip.valid_bw[1:].mean())
-    log.info("%d frames %dx%d, %.1f%% of pixels valid for the backward flow", args.frames, *size, 100 * valid)
+    megabytes = sum(f.stat().st_size for f in Path(args.output).rglob("*") if f.is_file()) / 2 ** 20
+    print(f"made {args.frames} frames at {size[0]}x{size[1]} with exact flow -> {args.output} "
+          f"({100 * valid:.1f}% of pixels valid for the backward flow; {megabytes:.1f} MB, the .flo files uncompressed)")
     return 0

@@ -45,7 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iterations", type=int, default=None,
                    help=f"optimisation iterations per frame (gatys/ruder; default {OPTIM_DEFAULTS['iterations']})")
     p.add_argument("--size", type=int, default=None,
-                   help=f"optimisation size, long side in px (gatys/ruder; default {OPTIM_DEFAULTS['size']})")
+                   help=f"optimisation size, long side in px (gatys/ruder; default {OPTIM_DEFAULTS['size']}); "
+                        "the result is resized back to the input's size")
     p.add_argument("--flow", default=None,
                    help=f"flow estimator for ruder: dis or deepflow (default {OPTIM_DEFAULTS['flow']})")
     p.add_argument("--max-size", type=int, default=None, help="resize input so the long side is at most this")
