@@ -28,10 +28,19 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "", unit: str = "it",
              quiet: bool = False, **kwargs) -> Iterator[T]:
-    """A tqdm progress bar over ``iterable``, or the bare iterable when ``quiet``."""
+    """A tqdm progress bar over ``iterable``, or the bare iterable when ``quiet``.
+
+    When stderr is not a terminal (a log file, CI) the bar is redrawn at most every 30 s, so a log holds a
+    line now and then rather than one per frame.
+    """
     if quiet:
         return iter(iterable)
+    import sys
+
     from tqdm import tqdm
+
+    if not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+        kwargs.setdefault("mininterval", 30.0)
 
     return iter(tqdm(iterable, total=total, desc=desc, unit=unit, dynamic_ncols=True, **kwargs))
 

@@ -55,3 +55,9 @@ def test_models_command(capsys):
     assert main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert sorted(r["name"] for r in rows) == available()
+    by_name = {r["name"]: r for r in rows}
+    # a per-frame model never used the temporal weight its config carries; a stable one lists it
+    assert "temporal" not in by_name["scream-perframe"]["training"]["weights"]
+    assert by_name["scream"]["training"]["weights"]["temporal"] == 700
+    assert "scream (default): stable model, style scream.jpg, recurrent net, width 0.5, 800 steps" in text
+    assert "scream-perframe: perframe model, style scream.jpg, per-frame net, width 0.5" in text

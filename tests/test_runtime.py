@@ -47,3 +47,28 @@ def test_verbose_before_or_after_the_command(argv, verbose):
 
     args = build_parser().parse_args(argv)
     assert args.verbose is verbose and args.command == "models"
+
+
+@pytest.mark.parametrize("tty, interval", [(False, 30.0), (True, None)])
+def test_progress_redraws_rarely_into_a_log(monkeypatch, tty, interval):
+    """Into a file or pipe the bar is redrawn every 30 s at most (one line per redraw); a terminal keeps tqdm's."""
+    import io
+    import sys
+
+    import tqdm
+
+    from stablestyle.runtime import progress
+
+    seen = {}
+
+    class Spy(tqdm.tqdm):
+        def __init__(self, *args, **kwargs):
+            seen.update(kwargs)
+            super().__init__(*args, **{**kwargs, "disable": True})
+
+    stream = io.StringIO()
+    stream.isatty = lambda: tty
+    monkeypatch.setattr(sys, "stderr", stream)
+    monkeypatch.setattr(tqdm, "tqdm", Spy)
+    assert list(progress(range(3), total=3)) == [0, 1, 2]
+    assert seen.get("mininterval") == interval

@@ -27,14 +27,23 @@ def describe(name: str) -> dict:
         "style_sha256": payload.get("style_sha256"),
         "network": payload["model"],
         "step": payload["step"],
-        "training": {k: cfg[k] for k in ("crop", "batch", "seq_len", "steps", "lr", "weights") if k in cfg},
+        "training": _training(cfg),
         "metrics": payload.get("metrics", {}),
         "version": payload.get("version"),
     }
 
 
+def _training(cfg: dict) -> dict:
+    """The settings that shaped a model; a per-frame model's config also holds the temporal weight it never used."""
+    training = {k: cfg[k] for k in ("crop", "batch", "seq_len", "steps", "lr", "weights") if k in cfg}
+    if cfg.get("mode") == "perframe" and isinstance(training.get("weights"), dict):
+        training["weights"] = {k: v for k, v in training["weights"].items() if k != "temporal"}
+    return training
+
+
 def run(args: argparse.Namespace) -> int:
     from ..bundled import available
+    from ..checkpoint import describe_net
 
     rows = [describe(name) for name in available()]
     if args.json:
@@ -47,10 +56,11 @@ def run(args: argparse.Namespace) -> int:
         net = r["network"]
         flag = " (default)" if r["default"] else ""
         style = r["style"] or "?"
-        print(f"{r['name']}{flag}: {r['mode']} model, style {style}, width {net.get('width')}, "
-              f"recurrent={net.get('recurrent')}, {r['step']} steps")
+        print(f"{r['name']}{flag}: {r['mode']} model, style {style}, {describe_net(net)}, {r['step']} steps")
         if r["training"]:
-            print("    trained with " + ", ".join(f"{k}={v}" for k, v in r["training"].items()))
+            print("    trained with " + ", ".join(
+                f"{k}=" + ("/".join(f"{n} {w:g}" for n, w in v.items()) if isinstance(v, dict) else f"{v}")
+                for k, v in r["training"].items()))
         if r["metrics"]:
             print("    measured: " + ", ".join(
                 f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r["metrics"].items()))

@@ -240,7 +240,7 @@ def _network_backend(args, device):
              meta["step"], meta.get("version"))
     if args.half is None and args.backend == "torch" and device.type == "cpu" and cpu_has_native_bf16():
         log.info("this CPU computes bf16 natively (AVX-512 BF16 / AMX): --half runs the network 2.5-4x faster "
-                 "here, within 0.02 of fp32 (docs/PERFORMANCE.md)")
+                 "here, within 0.02 of fp32 (docs/PERFORMANCE.md; --no-half keeps fp32 without this note)")
     # built before any frame is decoded, so a bad --backend / --threads fails with nothing written
     return make_backend(args.backend, model, device=device, precision=precision_for(device, args.half),
                         threads=args.threads, compile=args.compile or False, cuda_graphs=args.cuda_graphs)
