@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -185,3 +186,20 @@ def test_evaluate_never_writes_over_an_input(tmp_path, frames_dir, candy, capsys
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "is or contains the input" in err[0], err
     assert style.read_bytes() == candy.read_bytes() and len(list(frames_dir.glob("*.png"))) == 5
+
+
+def test_without_style_models_bring_the_style_they_were_trained_on(tmp_path, frames_dir, checkpoints, caplog,
+                                                                    capsys):
+    """Bundled scream records scream.jpg and its hash: found in $STABLESTYLE_ASSETS/styles, it is the style."""
+    out = tmp_path / "report"
+    base = ["evaluate", str(frames_dir), "--quiet", "--no-videos", "--style-size", "64", "--device", "cpu",
+            "--max-size", "48", "--max-frames", "2"]
+    assert main([*base, "--model", "s=scream-small", "-o", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["styles"]) == ["scream"] and [r["style"] for r in results["runs"]] == ["scream"]
+    assert Path(results["styles"]["scream"]["path"]).name == "scream.jpg"
+    # a checkpoint that records no style image: the error says what to pass
+    assert main([*base, "--model", f"stable={checkpoints['stable']}", "-o", str(tmp_path / "r2")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "style image of stable (no style recorded) was not found" in err[0]
+    assert "pass --style IMG" in err[0] and not (tmp_path / "r2").exists()

@@ -15,7 +15,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True,
                    help="report folder to create (results.json, results.md, plots, videos/)")
     p.add_argument("--style", action="append", default=[], metavar="IMG",
-                   help="style image (repeatable); trained models are paired with the style they were trained on")
+                   help="style image (repeatable); trained models are paired with the style they were trained on; "
+                        "without --style, the models' own style images (found by the name their checkpoint "
+                        "records, there or in $STABLESTYLE_ASSETS/styles, with the same sha256)")
     p.add_argument("--model", action="append", default=[], metavar="NAME=CKPT",
                    help="a trained network to evaluate under NAME, e.g. --model stable=runs/a/final.pt "
                         "--model perframe=runs/b/final.pt (checkpoint path or bundled model name; repeatable)")

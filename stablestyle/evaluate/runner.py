@@ -141,6 +141,36 @@ def _load_styles(paths: Sequence[str]) -> list[_Style]:
     return styles
 
 
+def trained_style_paths(models: Sequence[ModelMethod]) -> list[str]:
+    """The style images ``models`` were trained on, found by the name their checkpoints record.
+
+    Looked for at the recorded path and in ``$STABLESTYLE_ASSETS/styles``; a
+    file counts only if its sha256 is the one in the checkpoint.  Raises a
+    :class:`UserError` naming the models whose image is not found.
+    """
+    from ..checkpoint import file_sha256
+    from ..paths import assets_dir
+
+    assets = assets_dir()
+    found: list[str] = []
+    missing: list[str] = []
+    for model in models:
+        recorded = (model.meta.get("config") or {}).get("style")
+        candidates = [Path(recorded).expanduser()] if recorded else []
+        if recorded and assets is not None:
+            candidates.append(assets / "styles" / Path(recorded).name)
+        hit = next((c for c in candidates if model.style_sha256 and c.is_file()
+                    and file_sha256(c) == model.style_sha256), None)
+        if hit is None:
+            missing.append(f"{model.name} ({Path(recorded).name if recorded else 'no style recorded'})")
+        elif str(hit) not in found:
+            found.append(str(hit))
+    if missing:
+        raise UserError(f"no --style given, and the style image of {', '.join(missing)} was not found (looked at "
+                        "the path its checkpoint records and in $STABLESTYLE_ASSETS/styles); pass --style IMG")
+    return found
+
+
 def _style_for_model(model: ModelMethod, styles: Sequence[_Style]) -> _Style:
     matches = [s for s in styles if model.style_sha256 and s.sha256 == model.style_sha256]
     if matches:
@@ -241,11 +271,16 @@ def run_evaluation(config: EvalConfig, argv: Sequence[str] | None = None) -> dic
         check_method_name(name)
     if not methods and not config.models:
         raise UserError("nothing to evaluate: give --method (input, gatys, ruder) and/or --model NAME=CKPT")
-    if not config.styles:
+    if not config.styles and not config.models:
         raise UserError("no --style given: style losses (and the gatys / ruder baselines) need the style image(s)")
-    styles = _load_styles(config.styles)
     device = resolve_device(config.device)
     models = [load_model_method(spec) for spec in config.models]
+    style_paths = list(config.styles)
+    if not style_paths:
+        style_paths = trained_style_paths(models)
+        log.info("no --style: using the style image%s the models were trained on: %s",
+                 "s" * (len(style_paths) > 1), ", ".join(style_paths))
+    styles = _load_styles(style_paths)
     model_names = [m.name for m in models]
     model_styles = {id(m): _style_for_model(m, styles) for m in models}
     pairs = [(m.name, model_styles[id(m)].name) for m in models]
