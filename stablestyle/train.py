@@ -1085,7 +1085,9 @@ class Trainer:
                 log.warning("time limit reached at step %d of %d; model so far: %s; train on with: stablestyle "
                             "train --resume %s", self.step, cfg.steps, self.run_dir / FINAL_NAME, self.run_dir)
             else:
-                log.info("finished %d steps; model: %s", self.step, self.run_dir / FINAL_NAME)
+                val = self.last_val.get("instability")
+                log.info("finished %d step%s; model: %s%s", self.step, "s" * (self.step != 1),
+                         self.run_dir / FINAL_NAME, f"; validation instability {val:.3g} (val.csv)" if val is not None else "")
         return dict(self.last_metrics)
 
 

@@ -284,6 +284,7 @@ def test_perframe_flag_over_a_stable_config_trains_single_frames(assets, content
     saved = read_checkpoint(run / "final.pt")["config"]
     assert saved["mode"] == "perframe" and saved["seq_len"] == 1
     assert "not the config's sequences of 4" in caplog.text
+    assert "finished 1 step;" in caplog.text and "; validation instability " in caplog.text
     # an explicit --seq-len is the user's word: refused as before
     assert main([*args, "--seq-len", "4", "--overwrite"]) == 2
 

@@ -56,6 +56,6 @@ def run(args: argparse.Namespace) -> int:
     )
     # the command line as typed when the CLI recorded it, else the process's (see report.provenance)
     results = run_evaluation(config, argv=getattr(args, "_argv", None) or sys.argv)
-    print(f"evaluated {len(results['runs'])} runs ({', '.join(results['methods'])} x "
+    print(f"evaluated {len(results['runs'])} run{'s' * (len(results['runs']) != 1)} ({', '.join(results['methods'])} x "
           f"{len(results['styles'])} style(s) x {len(results['clips'])} clip(s)) -> {Path(args.output) / 'results.md'}")
     return 0
