@@ -1086,8 +1086,9 @@ class Trainer:
                             "train --resume %s", self.step, cfg.steps, self.run_dir / FINAL_NAME, self.run_dir)
             else:
                 val = self.last_val.get("instability")
+                val_text = f"; validation instability {val:.3g} (val.csv)" if val is not None else ""
                 log.info("finished %d step%s; model: %s%s", self.step, "s" * (self.step != 1),
-                         self.run_dir / FINAL_NAME, f"; validation instability {val:.3g} (val.csv)" if val is not None else "")
+                         self.run_dir / FINAL_NAME, val_text)
         return dict(self.last_metrics)
 
 
