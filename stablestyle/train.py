@@ -1081,6 +1081,9 @@ class Trainer:
             raise KeyboardInterrupt
         if main:
             self.save(self.run_dir / FINAL_NAME, resumable=False)
+            final_sample = self.run_dir / SAMPLES_NAME / f"step_{self.step:08d}.png"
+            if not final_sample.exists():  # every run folder shows what its final.pt does
+                self.write_sample(final_sample)
             if timed_out:
                 log.warning("time limit reached at step %d of %d; model so far: %s; train on with: stablestyle "
                             "train --resume %s", self.step, cfg.steps, self.run_dir / FINAL_NAME, self.run_dir)

@@ -282,7 +282,7 @@ def test_short_run_writes_a_complete_run_folder(assets, content_dir, tmp_path):
     run = tmp_path / "run"
     assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "final.pt", "last.pt", "log.csv", "samples",
                                                       "val.csv"]
-    assert [p.name for p in (run / "samples").iterdir()] == ["step_00000004.png"]
+    assert [p.name for p in (run / "samples").iterdir()] == ["step_00000004.png"]  # the final step's only once
     log_rows = read_log(run / "log.csv")
     assert [r["step"] for r in log_rows] == ["2", "4"]
     assert list(log_rows[0]) == ["step", "content", "style", "tv", "temporal", "total", "images_per_s", "lr"]

@@ -100,6 +100,7 @@ def test_time_limit_flag_stops_early_with_a_usable_model_and_resumes(assets, con
     assert final["step"] == read_checkpoint(run / "last.pt")["step"] == 1
     assert "time limit reached at step 1 of 1000" in caplog.text and f"--resume {run}" in caplog.text
     assert [r["step"] for r in read_log(run / "val.csv")] == ["1"]
+    assert [p.name for p in (run / "samples").iterdir()] == ["step_00000001.png"]  # before --sample-every: the end
     model, _ = load_checkpoint(run / "final.pt")
     assert model(torch.rand(1, 3, 32, 32))[0].shape == (1, 3, 32, 32)
     assert main(["train", "--resume", str(run), "--steps", "3", "--quiet"]) == 0
