@@ -10,8 +10,9 @@ is an equally good solution, and all of them satisfy
 
 so they lie on a sphere of radius ``sqrt(N trace(G))`` (and any ``F Q``
 with ``Q`` an orthogonal ``HW x HW`` matrix is another solution, since
-``F Q Q^T F^T = F F^T``: the minimiser is not unique).  A style with a larger trace therefore has a larger
-set of equally good solutions, and a feed-forward network stylising two
+``F Q Q^T F^T = F F^T``: the minimiser is not unique).  A style with a
+larger trace therefore has a larger set of equally good solutions, and a
+feed-forward network stylising two
 almost identical frames has more room to land on far-apart points of that
 set: the paper measures that per-frame instability grows with the trace
 (their Fig. 3).  ``tests/test_analysis.py`` checks the sphere numerically.

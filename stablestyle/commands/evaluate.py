@@ -28,7 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=int, default=None, help="use only the first N frames of each clip")
     p.add_argument("--flow", default="dis",
                    help="flow estimator on the input when a clip has no ground truth: dis (default) or deepflow")
-    p.add_argument("--iterations", type=int, default=100, help="optimisation iterations per frame (gatys/ruder; default 100)")
+    p.add_argument("--iterations", type=int, default=100,
+                   help="optimisation iterations per frame (gatys/ruder; default 100)")
     p.add_argument("--size", type=int, default=None,
                    help="optimisation size, long side in px (gatys/ruder); default: the clip's size")
     p.add_argument("--style-size", type=int, default=256,
@@ -56,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     )
     # the command line as typed when the CLI recorded it, else the process's (see report.provenance)
     results = run_evaluation(config, argv=getattr(args, "_argv", None) or sys.argv)
-    print(f"evaluated {len(results['runs'])} run{'s' * (len(results['runs']) != 1)} ({', '.join(results['methods'])} x "
-          f"{len(results['styles'])} style(s) x {len(results['clips'])} clip(s)) -> {Path(args.output) / 'results.md'}")
+    runs = len(results["runs"])
+    print(f"evaluated {runs} run{'s' * (runs != 1)} ({', '.join(results['methods'])} x {len(results['styles'])} "
+          f"style(s) x {len(results['clips'])} clip(s)) -> {Path(args.output) / 'results.md'}")
     return 0

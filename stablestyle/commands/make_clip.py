@@ -106,5 +106,6 @@ def run(args: argparse.Namespace) -> int:
     valid = float(clip.valid_bw[1:].mean())
     megabytes = sum(f.stat().st_size for f in Path(args.output).rglob("*") if f.is_file()) / 2 ** 20
     print(f"made {args.frames} frames at {size[0]}x{size[1]} with exact flow -> {args.output} "
-          f"({100 * valid:.1f}% of pixels valid for the backward flow; {megabytes:.1f} MB, the .flo files uncompressed)")
+          f"({100 * valid:.1f}% of pixels valid for the backward flow; {megabytes:.1f} MB, the .flo files "
+          "uncompressed)")
     return 0
