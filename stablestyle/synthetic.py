@@ -647,7 +647,7 @@ def save_clip(clip: SyntheticClip, folder: str | os.PathLike, *, overwrite: bool
             **(provenance or {}),
         }
         (tmp / "clip.json").write_text(json.dumps(meta, indent=2, default=_json_default) + "\n")
-    log.info("wrote a %d-frame clip to %s", clip.num_frames, folder)
+    log.debug("wrote a %d-frame clip to %s", clip.num_frames, folder)
     return folder
 
 

@@ -783,7 +783,7 @@ class FrameSink:
             self.abort()
             raise
         self._done = True
-        log.info("wrote %d frame%s to %s", self.num_written, "s" * (self.num_written != 1), self.path)
+        log.debug("wrote %d frame%s to %s", self.num_written, "s" * (self.num_written != 1), self.path)
 
     def _publish(self) -> None:
         """Rename the finished temporary file / folder to ``path``."""
