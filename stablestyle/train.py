@@ -430,7 +430,6 @@ def split_validation(config: TrainConfig) -> tuple[list[Path], Path | None]:
         read_image(val)  # a UserError naming the file when it is unusable
         return stills, val
     if len(stills) >= 2:
-        log.info("validation image %s is held out of training (val_image chooses another)", stills[-1].name)
         return stills[:-1], stills[-1]
     if stills:
         log.warning("only one content image: it is also the validation image (set val_image to hold one out)")
@@ -756,6 +755,9 @@ class Trainer:
             self.model = DistributedDataParallel(self.model, device_ids=ids)
 
         self.stills, self.val_path = split_validation(config)
+        if self.ctx.is_main and config.val_image is None and self.val_path is not None \
+                and self.val_path not in self.stills:
+            log.info("validation image %s is held out of training (val_image chooses another)", self.val_path.name)
         if dataset is None:
             # rank 0 first: video flow is estimated once and cached on disk, then the others read the cache
             if not self.ctx.is_main:

@@ -302,3 +302,10 @@ def test_gpu_scale_on_a_cpu_suggests_a_smaller_setting(assets, content_dir, tmp_
         assert main(train_args(assets, content_dir, tmp_path / "run", 1, "--device", "cpu")) == 0
     assert ("for a CPU train smaller: --width 0.5 --crop 128 --batch 2" in caplog.text) is warned
     assert train_cmd.CPU_SCALE_LIMIT == (limit or 128)
+
+
+def test_held_out_validation_image_is_named_once(assets, content_dir, tmp_path, caplog):
+    with caplog.at_level("INFO"):
+        assert main(train_args(assets, content_dir, tmp_path / "run", 1)) == 0
+    held = [r.getMessage() for r in caplog.records if "is held out of training" in r.getMessage()]
+    assert len(held) == 1 and sorted(p.name for p in content_dir.iterdir())[-1] in held[0]

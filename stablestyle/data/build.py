@@ -78,7 +78,7 @@ def build_training_data(content: Sequence[str | os.PathLike] = (), videos: Seque
         dataset: Dataset = MixedDataset(stills, clips, video_ratio)
     else:  # one kind only: video_ratio does not apply
         dataset = stills if stills is not None else clips
-    log.info("training data: %r", dataset)
+    (log.debug if quiet else log.info)("training data: %r", dataset)  # quiet: also the non-main ranks
     return dataset
 
 
