@@ -31,7 +31,9 @@ def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "",
     """A tqdm progress bar over ``iterable``, or the bare iterable when ``quiet``.
 
     When stderr is not a terminal (a log file, CI) the bar is redrawn at most every 30 s, so a log holds a
-    line now and then rather than one per frame.
+    line now and then rather than one per frame, and transient bars (``leave=False``, e.g. the
+    optimisation baselines' per-frame iterations under the frame bar) are left out: a log cannot erase
+    them, and the cursor moves that would write terminal escapes into it.
     """
     if quiet:
         return iter(iterable)
@@ -40,6 +42,8 @@ def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "",
     from tqdm import tqdm
 
     if not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+        if kwargs.get("leave") is False:
+            return iter(iterable)
         kwargs.setdefault("mininterval", 30.0)
 
     return iter(tqdm(iterable, total=total, desc=desc, unit=unit, dynamic_ncols=True, **kwargs))

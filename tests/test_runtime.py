@@ -51,7 +51,8 @@ def test_verbose_before_or_after_the_command(argv, verbose):
 
 @pytest.mark.parametrize("tty, interval", [(False, 30.0), (True, None)])
 def test_progress_redraws_rarely_into_a_log(monkeypatch, tty, interval):
-    """Into a file or pipe the bar is redrawn every 30 s at most (one line per redraw); a terminal keeps tqdm's."""
+    """Into a file or pipe the bar is redrawn every 30 s at most and transient bars are left out; a terminal keeps
+    tqdm's defaults."""
     import io
     import sys
 
@@ -72,3 +73,6 @@ def test_progress_redraws_rarely_into_a_log(monkeypatch, tty, interval):
     monkeypatch.setattr(tqdm, "tqdm", Spy)
     assert list(progress(range(3), total=3)) == [0, 1, 2]
     assert seen.get("mininterval") == interval
+    seen.clear()  # a transient bar (leave=False) only where it can be erased: a terminal
+    assert list(progress(range(3), total=3, leave=False)) == [0, 1, 2]
+    assert bool(seen) is tty
