@@ -155,6 +155,8 @@ def test_phase_split_conv_falls_back_for_odd_sizes():
 def test_split_thin_convs_picks_the_thin_9x9_layers(width, expected):
     net = TransformerNet(width=width)
     assert split_thin_convs(net) == expected
+    assert all(isinstance(net.get_submodule(name), PhaseSplitConv2d) for name in expected)  # put in place
+    assert not any(isinstance(m, PhaseSplitConv2d) for n, m in net.named_modules() if n not in expected)
     with pytest.raises(ValueError, match="stride-1"):
         PhaseSplitConv2d(net.conv2.conv2d)  # stride 2
 
@@ -164,6 +166,7 @@ def test_torch_backend_split_option(split):
     net = _net()
     backend = make_backend("torch", net, device="cpu", split_convs=split)
     assert bool(backend.describe()["split_convs"]) is split
+    assert any(isinstance(m, PhaseSplitConv2d) for m in backend.net.modules()) is split
     frames = _frames(2, 24, 28)
     state = None
     for f, r in zip(frames, _reference(net, frames)):

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from stablestyle.checkpoint import save_checkpoint
+from stablestyle.checkpoint import load_checkpoint, save_checkpoint
 from stablestyle.cli import main
 from stablestyle.commands.demo import side_by_side
 from stablestyle.models import TransformerNet
+from stablestyle.stylize import stylize_frames
 from stablestyle.video import open_source
 
 
@@ -48,12 +49,20 @@ def test_demo_writes_videos_and_report(tmp_path, bbb_clip, ckpts, capsys):
         assert sorted(s.type for s in c.streams) == ["audio", "video"]
     with open_source(out / "side_by_side.mp4") as sbs, open_source(out / "stylized.mp4") as st:
         assert sbs.size == (3 * st.size[0], st.size[1])
-        assert len(list(st)) == 8
+        stylized = list(st)
+        assert len(stylized) == 8
+    # stylized.mp4 holds the stable model's output, not the input
+    with open_source(bbb_clip, max_size=64) as src:
+        inputs = list(src)
+    expected = list(stylize_frames(load_checkpoint(stable)[0], inputs))
+    for got, want, raw in zip(stylized, expected, inputs):
+        assert np.abs(got.astype(float) - want).mean() < 15 < 40 < np.abs(got.astype(float) - raw).mean()
     report = json.loads((out / "report.json").read_text())
     assert set(report["instability"]) == {"input", "per-frame", "stable"}
     assert report["side_by_side"] == ["input", "per-frame", "stable"]
     assert "`side_by_side.mp4` (input | per-frame | stable)" in (out / "report.md").read_text()
-    assert all(v >= 0 for v in report["instability"].values())
+    assert all(v > 0 for v in report["instability"].values())
+    assert len(set(report["instability"].values())) == 3  # three different videos were measured
     assert report["stable_over_perframe"] == pytest.approx(
         report["instability"]["stable"] / report["instability"]["per-frame"])
     assert "instability" in capsys.readouterr().out

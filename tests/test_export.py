@@ -139,11 +139,14 @@ def test_export_command_user_errors(tmp_path, ckpt, capsys, args, match):
     assert not (tmp_path / "x.onnx").exists()
 
 
-@pytest.mark.parametrize("content", [b"not a checkpoint", None])
-def test_export_command_bad_checkpoint(tmp_path, capsys, content):
+@pytest.mark.parametrize("content, match", [(b"not a checkpoint", "is not a stablestyle checkpoint"),
+                                            (None, "does not exist")])
+def test_export_command_bad_checkpoint(tmp_path, capsys, content, match):
     bad = tmp_path / "bad.pt"
     if content is not None:
         bad.write_bytes(content)
     assert main(["export", str(bad), "--onnx", str(tmp_path / "x.onnx")]) == 2
-    assert "error:" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: checkpoint {bad}" if content is None else f"error: {bad}")
+    assert match in err[0]
     assert not (tmp_path / "x.onnx").exists()

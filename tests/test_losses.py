@@ -265,3 +265,26 @@ def test_default_weights_balance_measured_magnitudes():
     weights = LossWeights()
     content, style = 2.1e5 * weights.content, 4.1e5 * weights.style
     assert 1.0 < content < 10.0 and 1.0 < style / content < 10.0
+
+
+class NamedTapsEncoder(TinyEncoder):
+    """TinyEncoder under VGG's tap names, for code that uses the default layers."""
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        taps = super().forward(x)
+        return {"relu1_2": taps["a"], "relu2_2": taps["b"], "relu3_3": taps["b"], "relu4_3": taps["b"]}
+
+
+def test_measure_loss_magnitudes_averages_fresh_nets_over_seeds():
+    """The measurement behind LossWeights' defaults: raw terms of random-init nets, the mean over seeds."""
+    from stablestyle.losses import measure_loss_magnitudes
+
+    gen = torch.Generator().manual_seed(3)
+    style, contents = torch.rand(1, 3, 32, 32, generator=gen), torch.rand(2, 3, 24, 24, generator=gen)
+    both = measure_loss_magnitudes(NamedTapsEncoder(), style, contents, seeds=(0, 1), width=0.25)
+    one = [measure_loss_magnitudes(NamedTapsEncoder(), style, contents, seeds=(s,), width=0.25) for s in (0, 1)]
+    assert set(both) >= {"content", "style", "tv"}
+    for name in ("content", "style", "tv"):
+        assert both[name] > 0 and torch.isfinite(torch.tensor(both[name]))
+        assert both[name] == pytest.approx((one[0][name] + one[1][name]) / 2, rel=1e-6)
+    assert one[0]["content"] != one[1]["content"]  # each seed is a different fresh net

@@ -98,6 +98,7 @@ def test_output_with_a_file_suffix_is_refused(images, tmp_path, capsys, name, ki
 
 def test_seed_bounds_are_accepted(images, tmp_path):
     assert _run(images, tmp_path / "a", "--seed", str(2**32 - 1), "--foregrounds", "0") == 0
+    assert json.loads((tmp_path / "a" / "clip.json").read_text())["seed"] == 2**32 - 1
 
 
 def test_help_names_the_output_folder_consistently(capsys):

@@ -83,8 +83,8 @@ def _error(capsys):
     "make_input, match",
     [
         (lambda d: d / "missing.mp4", "does not exist"),
-        (lambda d: (d / "t.mp4").write_text("hello") or d / "t.mp4", ""),
-        (lambda d: (d / "empty").mkdir() or d / "empty", ""),
+        (lambda d: ((d / "t.mp4").write_text("hello"), d / "t.mp4")[1], "cannot be read as a video"),
+        (lambda d: (d / "empty").mkdir() or d / "empty", "holds no frames"),
     ],
 )
 def test_bad_inputs(tmp_path, ckpt, capsys, make_input, match):
@@ -101,7 +101,7 @@ def test_bad_model_and_output_folder(tmp_path, bbb_clip, capsys):
     assert main(["stylize", str(bbb_clip), "-o", str(tmp_path / "o.mp4"), "--model", str(junk)]) == 2
     assert "checkpoint" in _error(capsys)
     assert main(["stylize", str(bbb_clip), "-o", str(tmp_path / "no" / "o.mp4"), "--model", str(junk)]) == 2
-    _error(capsys)
+    assert f"output folder {tmp_path / 'no'} does not exist" in _error(capsys)
     assert not (tmp_path / "o.mp4").exists()
 
 
@@ -119,16 +119,26 @@ def test_existing_output_needs_overwrite(tmp_path, bbb_clip, ckpt, capsys):
 def test_input_is_never_the_output(tmp_path, bbb_clip, ckpt, capsys):
     before = bbb_clip.read_bytes()
     assert main(["stylize", str(bbb_clip), "-o", str(bbb_clip), "--model", str(ckpt), "--overwrite"]) == 2
-    _error(capsys)
+    assert "is also an input; choose another output path" in _error(capsys)
     assert bbb_clip.read_bytes() == before
 
 
-@pytest.mark.parametrize("flag", [["--max-size", "0"], ["--device", "tpu"], ["--style", "x.jpg"],
-                                  ["--method", "gatys"], ["--method", "ruder", "--style", "x.jpg"],
-                                  ["--threads", "0"], ["--backend", "tensorrt"]])
-def test_bad_options(tmp_path, bbb_clip, ckpt, capsys, flag):
-    assert main(["stylize", str(bbb_clip), "-o", str(tmp_path / "o.mp4"), "--model", str(ckpt), *flag]) == 2
-    _error(capsys)
+@pytest.mark.parametrize("flag, match", [
+    (["--max-size", "0"], "--max-size must be a whole number of pixels >= 16"),
+    (["--device", "tpu"], "unknown device 'tpu'"),
+    (["--style", "x.jpg"], "--style is for --method gatys|ruder"),
+    (["--threads", "0"], "--threads must be a positive integer"),
+    (["--backend", "tensorrt"], "unknown backend 'tensorrt'"),
+    # the optimisation methods take no --model
+    (["--method", "gatys"], "--method gatys needs --style STYLE_IMAGE"),
+    (["--method", "ruder", "--style", "x.jpg"], "x.jpg does not exist"),
+    (["--method", "ruder", "--style", "x.jpg", "--model", "scream"], "are for a trained network"),
+])
+def test_bad_options(tmp_path, bbb_clip, ckpt, capsys, flag, match):
+    model = [] if "--method" in flag else ["--model", str(ckpt)]
+    assert main(["stylize", str(bbb_clip), "-o", str(tmp_path / "o.mp4"), *model, *flag]) == 2
+    assert match in _error(capsys)
+    assert not (tmp_path / "o.mp4").exists()
 
 
 @pytest.mark.parametrize("flag", [["--iterations", "5"], ["--size", "64"], ["--flow", "deepflow"]])
@@ -233,7 +243,7 @@ def test_onnx_backend_matches_torch(tmp_path, bikes_clip, ckpt):
         assert main(["stylize", str(bikes_clip), "-o", str(out), "--model", str(ckpt), "--quiet", "--max-frames",
                      "3", "--backend", backend, "--threads", "1", "--no-half"]) == 0
         outs[backend] = [read_image(p) for p in sorted(out.glob("*.png"))]
-    assert len(outs["onnx"]) == 3
+    assert len(outs["onnx"]) == len(outs["torch"]) == 3
     for a, b in zip(outs["torch"], outs["onnx"]):
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # fp32 both ways; rounding at most
 

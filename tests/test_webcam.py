@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from pathlib import Path
 
@@ -12,10 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
-from stablestyle.checkpoint import save_checkpoint
+from stablestyle.checkpoint import load_checkpoint, save_checkpoint
 from stablestyle.cli import main
 from stablestyle.commands import webcam
 from stablestyle.models import TransformerNet
+from stablestyle.stylize import stylize_frames
 from stablestyle.video import open_source
 
 
@@ -47,6 +49,14 @@ def test_records_from_a_video_source(tmp_path, ckpt, bbb_clip, capsys, backend):
     assert "4 frames" in capsys.readouterr().out
     frames = _read(out)
     assert len(frames) == 4 and frames[0].shape == (36, 64, 3)
+    # the recording holds the network's frames, not the camera's (the untrained net's noisy output costs H.264
+    # ~10 grey levels at this size; network vs camera frames differ by ~70)
+    with open_source(bbb_clip, max_size=64) as src:
+        inputs = list(itertools.islice(src, 4))
+    expected = list(stylize_frames(load_checkpoint(ckpt)[0], inputs))
+    for got, want, raw in zip(frames, expected, inputs):
+        assert np.abs(got.astype(float) - want).mean() < 15
+        assert np.abs(got.astype(float) - raw).mean() > 40
 
 
 def _x264_subme(path: Path) -> int:
