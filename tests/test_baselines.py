@@ -237,7 +237,10 @@ def test_optimize_image_finds_the_minimum_of_a_quadratic(optimizer, lr, iteratio
     assert torch.allclose(x, target, atol=tol) and set(terms) == {"content"}
 
 
-def test_optimize_image_reports_divergence_and_shows_progress_unless_quiet(capsys):
+def test_optimize_image_reports_divergence_and_shows_progress_unless_quiet(capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)  # its bar is transient: terminals only
     x0 = torch.rand(1, 3, 4, 4)
     with pytest.raises(UserError, match="diverged .* on frame 7; use a smaller lr"):
         optimize_image(x0, lambda x: {"style": (x * float("nan")).sum()}, weights=LossWeights(),
