@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -193,15 +194,22 @@ def test_evaluate_never_writes_over_an_input(tmp_path, frames_dir, candy, capsys
     assert style.read_bytes() == candy.read_bytes() and len(list(frames_dir.glob("*.png"))) == 5
 
 
-def test_without_style_models_bring_the_style_they_were_trained_on(tmp_path, frames_dir, checkpoints, caplog,
+def test_without_style_models_bring_the_style_they_were_trained_on(tmp_path, frames_dir, checkpoints, assets,
                                                                     capsys):
     """Bundled scream records scream.jpg and its hash: found in $STABLESTYLE_ASSETS/styles, it is the style."""
     out = tmp_path / "report"
     base = ["evaluate", str(frames_dir), "--quiet", "--no-videos", "--style-size", "64", "--device", "cpu",
             "--max-size", "48", "--max-frames", "2"]
-    assert main([*base, "--model", "s=scream-small", "-o", str(out)]) == 0
+    # a second model recording another copy of the same image (the path it was trained with): one style
+    copy = tmp_path / "elsewhere" / "scream.jpg"
+    copy.parent.mkdir()
+    shutil.copyfile(assets / "styles" / "scream.jpg", copy)
+    mine = tmp_path / "mine.pt"
+    save_checkpoint(mine, TransformerNet(width=0.25), step=1, style_sha256=file_sha256(copy),
+                    config={"mode": "stable", "style": str(copy)})
+    assert main([*base, "--model", "s=scream-small", "--model", f"m={mine}", "-o", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
-    assert list(results["styles"]) == ["scream"] and [r["style"] for r in results["runs"]] == ["scream"]
+    assert list(results["styles"]) == ["scream"] and [r["style"] for r in results["runs"]] == ["scream", "scream"]
     assert Path(results["styles"]["scream"]["path"]).name == "scream.jpg"
     # a checkpoint that records no style image: the error says what to pass
     assert main([*base, "--model", f"stable={checkpoints['stable']}", "-o", str(tmp_path / "r2")]) == 2

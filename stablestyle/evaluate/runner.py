@@ -153,6 +153,7 @@ def trained_style_paths(models: Sequence[ModelMethod]) -> list[str]:
 
     assets = assets_dir()
     found: list[str] = []
+    hashes: set[str] = set()
     missing: list[str] = []
     for model in models:
         recorded = (model.meta.get("config") or {}).get("style")
@@ -163,7 +164,8 @@ def trained_style_paths(models: Sequence[ModelMethod]) -> list[str]:
                     and file_sha256(c) == model.style_sha256), None)
         if hit is None:
             missing.append(f"{model.name} ({Path(recorded).name if recorded else 'no style recorded'})")
-        elif str(hit) not in found:
+        elif model.style_sha256 not in hashes:  # one image per style, wherever each model found it
+            hashes.add(model.style_sha256)
             found.append(str(hit))
     if missing:
         raise UserError(f"no --style given, and the style image of {', '.join(missing)} was not found (looked at "

@@ -1,0 +1,145 @@
+"""Gather what the two GPU calls brought back (``scripts/gpu_run.sh bench|train``) into the repository.
+
+Usage: python scripts/gpu_collect.py FILES_AT [--runs runs/gpu] [--reports reports/bench] [--prefix gpu_h100]
+
+* ``speed_<variant>.json`` -> ``<reports>/<prefix>_<variant>.json``, and a Markdown table of every
+  measured combination on stdout (variant, size, width, precision, model and end-to-end frames/s, the
+  device as the JSON names it), followed by the issue's 1080p targets against the best figures;
+* ``<run>.tar`` -> ``<runs>/<run>/`` (``final.pt``, ``config.yaml``, ``log.csv``, ``val.csv``), and
+  the next commands: evaluate them beside the bundled models and bundle them;
+* ``tests_*.txt``: their last line (the pytest summary).
+
+Nothing is overwritten without ``--overwrite``.  What it prints is what the README and
+docs/PERFORMANCE.md want, with the device named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tarfile
+from pathlib import Path
+
+#: docs/PERFORMANCE.md's targets for 1920x1080 on the GPU (issue #6).
+TARGETS = {"model_fps": 200.0, "e2e_fps": 60.0}
+TARGET_SIZE = "1920x1080"
+
+
+def speed_rows(path: Path) -> tuple[str, list[dict]]:
+    """``(device, result rows)`` of one ``bench/stylize_speed.py`` JSON; rows carry the variant name."""
+    data = json.loads(path.read_text())
+    variant = path.stem.removeprefix("speed_")
+    return str(data.get("device", "?")), [{**r, "variant": variant} for r in data.get("results", [])]
+
+
+def _fps(value) -> str:
+    return f"{value:.1f}" if isinstance(value, (int, float)) else "-"
+
+
+def speed_table(rows: list[dict]) -> str:
+    lines = ["| variant | size | width | precision | model fps | end-to-end fps | x264 preset |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['variant']} | {r.get('size')} | {r.get('width')} | {r.get('precision')} | "
+                         f"error: {r['error'][:80]} | | |")
+            continue
+        lines.append(f"| {r['variant']} | {r['size']} | {r['width']} | {r['precision']} | {_fps(r.get('model_fps'))} "
+                     f"| {_fps(r.get('e2e_fps'))} | {r.get('e2e_x264_preset', '-')} |")
+    return "\n".join(lines)
+
+
+def target_lines(rows: list[dict]) -> list[str]:
+    """For each width measured at 1080p: the best model-only and end-to-end figures against the targets."""
+    out = []
+    at_size = [r for r in rows if r.get("size") == TARGET_SIZE and "error" not in r]
+    for width in sorted({r["width"] for r in at_size}, reverse=True):
+        parts = []
+        for key, target in TARGETS.items():
+            best = max((r for r in at_size if r["width"] == width and isinstance(r.get(key), (int, float))),
+                       key=lambda r: r[key], default=None)
+            if best is None:
+                parts.append(f"{key} not measured")
+                continue
+            verdict = "reached" if best[key] >= target else "missed"
+            parts.append(f"{key} {best[key]:.1f} ({best['variant']}) vs >= {target:g}: {verdict}")
+        out.append(f"- {TARGET_SIZE}, width {width}: " + "; ".join(parts))
+    return out or [f"- {TARGET_SIZE}: not measured"]
+
+
+def unpack_run(tar_path: Path, runs: Path, overwrite: bool) -> Path:
+    """Extract one run's tar (``<name>/final.pt`` ...) into ``runs``; returns the run folder."""
+    name = tar_path.stem
+    target = runs / name
+    if target.exists():
+        if not overwrite:
+            raise SystemExit(f"error: {target} exists; pass --overwrite to replace it")
+        shutil.rmtree(target)
+    runs.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(tar_path) as tar:
+        members = tar.getmembers()
+        bad = [m.name for m in members if Path(m.name).is_absolute() or ".." in Path(m.name).parts
+               or not (m.isfile() or m.isdir())]
+        if bad:
+            raise SystemExit(f"error: {tar_path} holds unexpected entries: {', '.join(bad)}")
+        try:
+            tar.extractall(runs, members=members, filter="data")
+        except TypeError:  # Python without extraction filters (before 3.10.12 / 3.11.4): checked above
+            tar.extractall(runs, members=members)
+    return target
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("files_at", type=Path, help="the folder the device call's files were copied to")
+    p.add_argument("--runs", type=Path, default=Path("runs/gpu"), help="where trained runs go (default runs/gpu)")
+    p.add_argument("--reports", type=Path, default=Path("reports/bench"),
+                   help="where the speed JSON goes (default reports/bench)")
+    p.add_argument("--prefix", default="gpu", help="file name prefix of the copied JSON (default gpu)")
+    p.add_argument("--overwrite", action="store_true", help="replace earlier copies and run folders")
+    args = p.parse_args(argv)
+    if not args.files_at.is_dir():
+        raise SystemExit(f"error: {args.files_at} is not a folder")
+
+    for tests in sorted(args.files_at.glob("tests_*.txt")):
+        lines = tests.read_text(errors="replace").strip().splitlines()
+        print(f"{tests.name}: {lines[-1] if lines else '(empty)'}")
+
+    devices, rows = set(), []
+    for path in sorted(args.files_at.glob("speed_*.json")):
+        device, found = speed_rows(path)
+        devices.add(device)
+        rows += found
+        copy = args.reports / f"{args.prefix}_{path.stem.removeprefix('speed_')}.json"
+        if copy.exists() and not args.overwrite:
+            raise SystemExit(f"error: {copy} exists; pass --overwrite to replace it")
+        args.reports.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, copy)
+        print(f"{path.name} -> {copy}")
+    if rows:
+        print(f"\nDevice: {', '.join(sorted(devices))}\n")
+        print(speed_table(rows))
+        print("\nTargets:")
+        print("\n".join(target_lines(rows)))
+
+    runs = [unpack_run(t, args.runs, args.overwrite) for t in sorted(args.files_at.glob("*.tar"))]
+    for run in runs:
+        final = run / "final.pt"
+        print(f"{run}: {'final.pt' if final.is_file() else 'NO final.pt'}")
+    if runs:
+        models = " ".join(f"--model {r.name}={r / 'final.pt'}" for r in runs)
+        print("\nNext (see scripts/reproduce_paper.sh for the bundled models' settings):\n"
+              "  STABLESTYLE_ASSETS=../shared/assets stablestyle evaluate ../shared/assets/clips/sintel_ambush_4 "
+              f"--max-size 320 --max-frames 16 --no-videos {models} --model cpu-stable=scream "
+              "--model cpu-perframe=scream-perframe -o reports/gpu_models\n"
+              f"  python scripts/bundle_models.py {args.runs}   # once the figures say the GPU models are better")
+    if not rows and not runs:
+        print(f"nothing to collect in {args.files_at} (no speed_*.json, no *.tar)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

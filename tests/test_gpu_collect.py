@@ -1,0 +1,81 @@
+"""scripts/gpu_collect.py: what the GPU calls bring back lands in the repository, with the targets checked."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def collect(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_collect.py"), *map(str, args)],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+
+def _speed(path: Path, rows: list[dict]) -> None:
+    path.write_text(json.dumps({"device": "NVIDIA H100 80GB HBM3", "results": rows}))
+
+
+def _row(size, width, model_fps, e2e_fps=None, **extra):
+    row = {"size": size, "width": width, "backend": "torch", "precision": "fp16", "model_fps": model_fps, **extra}
+    if e2e_fps is not None:
+        row.update(e2e_fps=e2e_fps, e2e_x264_preset="medium")
+    return row
+
+
+def test_collects_speed_tables_targets_and_runs(tmp_path):
+    back = tmp_path / "files"
+    back.mkdir()
+    _speed(back / "speed_graphs.json", [_row("1920x1080", 1.0, 250.0, 40.0), _row("1920x1080", 0.25, 900.0, 55.0),
+                                         _row("640x360", 1.0, 1500.0, 300.0)])
+    _speed(back / "speed_graphs_veryfast.json", [_row("1920x1080", 1.0, 240.0, 70.0),
+                                                  {"size": "1920x1080", "width": 0.5, "error": "RuntimeError: x"}])
+    (back / "tests_bench.txt").write_text("....\n34 passed in 20.1s\n")
+    run = tmp_path / "made" / "scream-stable"
+    run.mkdir(parents=True)
+    for name in ("final.pt", "config.yaml", "log.csv", "val.csv"):
+        (run / name).write_text(name)
+    with tarfile.open(back / "scream-stable.tar", "w") as tar:
+        tar.add(run, arcname="scream-stable")
+    runs, reports = tmp_path / "runs", tmp_path / "reports"
+    done = collect(back, "--runs", runs, "--reports", reports, "--prefix", "h100")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "tests_bench.txt: 34 passed in 20.1s" in out and "Device: NVIDIA H100 80GB HBM3" in out
+    assert "| graphs | 1920x1080 | 1.0 | fp16 | 250.0 | 40.0 | medium |" in out
+    assert "error: RuntimeError: x" in out
+    # width 1.0: model-only from graphs, end to end from the veryfast preset; width 0.25 misses end to end
+    assert ("- 1920x1080, width 1.0: model_fps 250.0 (graphs) vs >= 200: reached; e2e_fps 70.0 (graphs_veryfast) "
+            "vs >= 60: reached") in out
+    assert "- 1920x1080, width 0.25: model_fps 900.0 (graphs) vs >= 200: reached; e2e_fps 55.0 (graphs) vs >= 60: " \
+           "missed" in out
+    assert json.loads((reports / "h100_graphs.json").read_text())["device"] == "NVIDIA H100 80GB HBM3"
+    assert (reports / "h100_graphs_veryfast.json").is_file()
+    assert sorted(p.name for p in (runs / "scream-stable").iterdir()) == ["config.yaml", "final.pt", "log.csv",
+                                                                          "val.csv"]
+    assert f"--model scream-stable={runs / 'scream-stable' / 'final.pt'}" in out
+    # a second collection does not overwrite without being asked
+    again = collect(back, "--runs", runs, "--reports", reports, "--prefix", "h100")
+    assert again.returncode != 0 and "pass --overwrite" in again.stderr
+    assert collect(back, "--runs", runs, "--reports", reports, "--prefix", "h100", "--overwrite").returncode == 0
+
+
+def test_refuses_a_tar_that_writes_outside_its_run(tmp_path):
+    back = tmp_path / "files"
+    back.mkdir()
+    evil = tmp_path / "evil.txt"
+    evil.write_text("x")
+    with tarfile.open(back / "run.tar", "w") as tar:
+        tar.add(evil, arcname="../escaped.txt")
+    done = collect(back, "--runs", tmp_path / "runs", "--reports", tmp_path / "reports")
+    assert done.returncode != 0 and "unexpected entries: ../escaped.txt" in done.stderr
+    assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_nothing_to_collect(tmp_path):
+    done = collect(tmp_path, "--runs", tmp_path / "runs", "--reports", tmp_path / "reports")
+    assert done.returncode == 1 and "nothing to collect" in done.stderr
