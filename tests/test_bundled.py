@@ -50,6 +50,14 @@ def test_unknown_name_lists_the_bundled_ones():
 
 def test_models_command(capsys):
     assert main(["models"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["model", "net", "steps", "Sintel", "instability", "style", "loss"]
+    rows = {line.split()[0]: line for line in table[1:-1]}
+    assert sorted(rows) == available() and f"{DEFAULT_MODEL} (default)" in rows[DEFAULT_MODEL]
+    assert rows["scream-perframe"].split()[1:6] == ["per-frame", "net,", "width", "0.5", "800"]
+    sintel = {name: float(line.split()[-2]) for name, line in rows.items()}
+    assert sintel["scream"] < sintel["scream-perframe"]  # the bundled figures: stable flickers less
+    assert main(["models", "--details"]) == 0
     text = capsys.readouterr().out
     assert f"{DEFAULT_MODEL} (default)" in text and "measured:" in text
     assert main(["models", "--json"]) == 0

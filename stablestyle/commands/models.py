@@ -8,7 +8,12 @@ import json
 HELP = "list the bundled models (style, training settings, measured figures)"
 
 
+#: The measured figures the table shows (``evaluate`` on the Sintel clip, written by scripts/bundle_models.py).
+TABLE_METRICS = (("sintel_ambush_4_instability", "Sintel instability"), ("sintel_ambush_4_style_loss", "style loss"))
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--details", action="store_true", help="training settings and every measured figure per model")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
 
@@ -41,6 +46,21 @@ def _training(cfg: dict) -> dict:
     return training
 
 
+def _table(rows: list[dict]) -> str:
+    """One aligned line per model: name, kind, width, steps and the Sintel figures."""
+    from ..checkpoint import describe_net
+
+    header = ["model", "net", "steps", *(label for _, label in TABLE_METRICS)]
+    body = []
+    for r in rows:
+        metrics = r["metrics"]
+        body.append([r["name"] + (" (default)" if r["default"] else ""), describe_net(r["network"]), str(r["step"]),
+                     *(f"{metrics[key]:.3g}" if isinstance(metrics.get(key), (int, float)) else "-"
+                       for key, _ in TABLE_METRICS)])
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in [header, *body])
+
+
 def run(args: argparse.Namespace) -> int:
     from ..bundled import available
     from ..checkpoint import describe_net
@@ -51,6 +71,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not rows:
         print("no bundled models installed")
+        return 0
+    if not args.details:
+        print(_table(rows))
+        print("(--details: training settings and all measured figures; the figures: README 'Results')")
         return 0
     for r in rows:
         net = r["network"]
