@@ -37,16 +37,25 @@ def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "",
     """
     if quiet:
         return iter(iterable)
-    import sys
-
     from tqdm import tqdm
 
-    if not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+    if not stderr_is_terminal():
         if kwargs.get("leave") is False:
             return iter(iterable)
-        kwargs.setdefault("mininterval", 30.0)
-
+        kwargs = {**LOG_BAR_SETTINGS, **kwargs}
     return iter(tqdm(iterable, total=total, desc=desc, unit=unit, dynamic_ncols=True, **kwargs))
+
+
+#: tqdm settings for a bar written into a log: a redraw every 30 s at most.  ``miniters=1`` keeps tqdm's
+#: monitor thread from forcing extra (stale) redraws in between.
+LOG_BAR_SETTINGS = {"mininterval": 30.0, "miniters": 1}
+
+
+def stderr_is_terminal() -> bool:
+    """Whether progress output (stderr) goes to a terminal rather than a file or pipe."""
+    import sys
+
+    return bool(getattr(sys.stderr, "isatty", None) and sys.stderr.isatty())
 
 
 def check_at_least(name: str, value: int | None, minimum: int = 1) -> None:

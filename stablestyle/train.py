@@ -1106,7 +1106,11 @@ def _progress_bar(*, total: int, initial: int, quiet: bool):
     """
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True, disable=quiet)
+    from .runtime import LOG_BAR_SETTINGS, stderr_is_terminal
+
+    settings = {} if stderr_is_terminal() else LOG_BAR_SETTINGS
+    return tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True, disable=quiet,
+                **settings)
 
 
 # ============================================================================= data and images

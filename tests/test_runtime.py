@@ -72,7 +72,24 @@ def test_progress_redraws_rarely_into_a_log(monkeypatch, tty, interval):
     monkeypatch.setattr(sys, "stderr", stream)
     monkeypatch.setattr(tqdm, "tqdm", Spy)
     assert list(progress(range(3), total=3)) == [0, 1, 2]
-    assert seen.get("mininterval") == interval
+    assert seen.get("mininterval") == interval and seen.get("miniters") == (None if tty else 1)
     seen.clear()  # a transient bar (leave=False) only where it can be erased: a terminal
     assert list(progress(range(3), total=3, leave=False)) == [0, 1, 2]
     assert bool(seen) is tty
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_training_bar_follows_the_log_settings(monkeypatch, tty):
+    import io
+    import sys
+
+    from stablestyle.train import _progress_bar
+
+    stream = io.StringIO()
+    stream.isatty = lambda: tty
+    monkeypatch.setattr(sys, "stderr", stream)
+    bar = _progress_bar(total=5, initial=0, quiet=False)
+    try:
+        assert (bar.mininterval == 30.0 and bar.miniters == 1) is not tty
+    finally:
+        bar.close()
