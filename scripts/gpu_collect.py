@@ -5,11 +5,11 @@ Usage: python scripts/gpu_collect.py FILES_AT [--runs runs/gpu] [--reports repor
 * ``speed_<variant>.json`` -> ``<reports>/<prefix>_<variant>.json``, and a Markdown table of every
   measured combination on stdout (variant, size, width, precision, model and end-to-end frames/s, the
   device as the JSON names it), followed by the issue's 1080p targets against the best figures;
-* ``<run>.tar`` -> ``<runs>/<run>/`` (``final.pt``, ``config.yaml``, ``log.csv``, ``val.csv``), and
+* ``<run>.tar`` -> ``<runs>/<run>/`` (``final.pt``, ``config.yaml``, ``log.csv``, ``val.csv``, ``train.stdout``), and
   the next commands: evaluate them beside the bundled models and bundle them;
 * ``tests_*.txt``: their last line (the pytest summary).
 
-Nothing is overwritten without ``--overwrite``.  What it prints is what the README and
+Everything is checked before anything is written; nothing is overwritten without ``--overwrite``.  What it prints is what the README and
 docs/PERFORMANCE.md want, with the device named.
 """
 
@@ -20,6 +20,7 @@ import json
 import shutil
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
 #: docs/PERFORMANCE.md's targets for 1920x1080 on the GPU (issue #6).
@@ -69,25 +70,40 @@ def target_lines(rows: list[dict]) -> list[str]:
     return out or [f"- {TARGET_SIZE}: not measured"]
 
 
-def unpack_run(tar_path: Path, runs: Path, overwrite: bool) -> Path:
-    """Extract one run's tar (``<name>/final.pt`` ...) into ``runs``; returns the run folder."""
+def check_run_tar(tar_path: Path) -> None:
+    """Refuse a run tar with entries other than ``<name>/...`` and ``<name>.stdout`` (``gpu_run.sh``'s layout)."""
+    name = tar_path.stem
+    with tarfile.open(tar_path) as tar:
+        bad = [m.name for m in tar.getmembers()
+               if not (m.isfile() or m.isdir()) or ".." in Path(m.name).parts or Path(m.name).is_absolute()
+               or not (Path(m.name).parts[:1] == (name,) or m.name == f"{name}.stdout")]
+    if bad:
+        raise SystemExit(f"error: {tar_path} holds unexpected entries: {', '.join(bad)}")
+
+
+def unpack_run(tar_path: Path, runs: Path) -> Path:
+    """Extract a checked run tar into ``runs/<name>/`` (its log as ``train.stdout`` inside); returns the folder.
+
+    Extracted beside the target first, so an existing run folder is only replaced by a complete one.
+    """
     name = tar_path.stem
     target = runs / name
-    if target.exists():
-        if not overwrite:
-            raise SystemExit(f"error: {target} exists; pass --overwrite to replace it")
-        shutil.rmtree(target)
     runs.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(tar_path) as tar:
-        members = tar.getmembers()
-        bad = [m.name for m in members if Path(m.name).is_absolute() or ".." in Path(m.name).parts
-               or not (m.isfile() or m.isdir())]
-        if bad:
-            raise SystemExit(f"error: {tar_path} holds unexpected entries: {', '.join(bad)}")
-        try:
-            tar.extractall(runs, members=members, filter="data")
-        except TypeError:  # Python without extraction filters (before 3.10.12 / 3.11.4): checked above
-            tar.extractall(runs, members=members)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=runs))
+    try:
+        with tarfile.open(tar_path) as tar:
+            try:
+                tar.extractall(staging, filter="data")
+            except TypeError:  # Python without extraction filters (before 3.10.12 / 3.11.4): checked already
+                tar.extractall(staging)
+        (staging / name).mkdir(exist_ok=True)
+        if (staging / f"{name}.stdout").is_file():
+            (staging / f"{name}.stdout").replace(staging / name / "train.stdout")
+        if target.exists():
+            shutil.rmtree(target)
+        (staging / name).replace(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
@@ -107,14 +123,22 @@ def main(argv=None) -> int:
         lines = tests.read_text(errors="replace").strip().splitlines()
         print(f"{tests.name}: {lines[-1] if lines else '(empty)'}")
 
+    speeds = sorted(args.files_at.glob("speed_*.json"))
+    tars = sorted(args.files_at.glob("*.tar"))
+    # everything is checked before anything is written
+    copies = {path: args.reports / f"{args.prefix}_{path.stem.removeprefix('speed_')}.json" for path in speeds}
+    targets = [*copies.values(), *(args.runs / t.stem for t in tars)]
+    clash = [str(t) for t in targets if t.exists()]
+    if clash and not args.overwrite:
+        raise SystemExit(f"error: {', '.join(clash)} exist(s); pass --overwrite to replace")
+    for tar_path in tars:
+        check_run_tar(tar_path)
+
     devices, rows = set(), []
-    for path in sorted(args.files_at.glob("speed_*.json")):
+    for path, copy in copies.items():
         device, found = speed_rows(path)
         devices.add(device)
         rows += found
-        copy = args.reports / f"{args.prefix}_{path.stem.removeprefix('speed_')}.json"
-        if copy.exists() and not args.overwrite:
-            raise SystemExit(f"error: {copy} exists; pass --overwrite to replace it")
         args.reports.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, copy)
         print(f"{path.name} -> {copy}")
@@ -124,7 +148,7 @@ def main(argv=None) -> int:
         print("\nTargets:")
         print("\n".join(target_lines(rows)))
 
-    runs = [unpack_run(t, args.runs, args.overwrite) for t in sorted(args.files_at.glob("*.tar"))]
+    runs = [unpack_run(t, args.runs) for t in tars]
     for run in runs:
         final = run / "final.pt"
         print(f"{run}: {'final.pt' if final.is_file() else 'NO final.pt'}")

@@ -1040,7 +1040,10 @@ class Trainer:
                             interrupted = True
                             break
                         raise
+                    step_start = time.perf_counter()
                     metrics = self.train_step(batch)
+                    if main and self.step == first_step + 2 and self.device.type == "cpu":  # the 1st warms up
+                        _warn_if_slow_on_cpu(time.perf_counter() - step_start, cfg)
                     for k, v in metrics.items():
                         sums[k] = sums[k] + v if k in sums else v.clone()
                     count += 1
@@ -1095,6 +1098,22 @@ class Trainer:
                 log.info("finished %d step%s; model: %s%s", self.step, "s" * (self.step != 1),
                          self.run_dir / FINAL_NAME, val_text)
         return dict(self.last_metrics)
+
+
+#: A CPU step slower than this gets advice to train smaller.  ``bench/train_throughput.py`` on the project's
+#: 2-core CPU: the defaults (width 1.0, 256 px crops, batch 4, 4 frames) 29 s a step, configs/cpu_small.yaml's
+#: setting (width 0.5, 128 px, batch 2, 4 frames) 1.7 s.
+SLOW_CPU_STEP_S = 10.0
+
+
+def _warn_if_slow_on_cpu(seconds: float, cfg: TrainConfig) -> None:
+    """Name the CPU setting when a measured step is slow (the defaults are GPU scale)."""
+    if seconds < SLOW_CPU_STEP_S:
+        return
+    left_h = seconds * max(cfg.steps - 2, 0) / 3600
+    log.warning("a step takes %.0f s on this CPU (%d steps: ~%.0f h); the defaults are GPU scale: for a CPU train "
+                "smaller, e.g. --width 0.5 --crop 128 --batch 2 (configs/cpu_small.yaml, the bundled models' "
+                "setting: 1.7 s a step on 2 cores)", seconds, cfg.steps, left_h)
 
 
 def _progress_bar(*, total: int, initial: int, quiet: bool):

@@ -214,5 +214,15 @@ def test_without_style_models_bring_the_style_they_were_trained_on(tmp_path, fra
     # a checkpoint that records no style image: the error says what to pass
     assert main([*base, "--model", f"stable={checkpoints['stable']}", "-o", str(tmp_path / "r2")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "style image of stable (no style recorded) was not found" in err[0]
+    assert len(err) == 1 and "stable records no style image" in err[0]
     assert "pass --style IMG" in err[0] and not (tmp_path / "r2").exists()
+    # a recorded image that is not the one trained on (another file under that name): said as such
+    other = tmp_path / "other" / "scream.jpg"
+    other.parent.mkdir()
+    shutil.copyfile(assets / "styles" / "candy.jpg", other)
+    wrong = tmp_path / "wrong.pt"
+    save_checkpoint(wrong, TransformerNet(width=0.25), step=1, style_sha256="0" * 64,
+                    config={"mode": "stable", "style": str(other)})
+    assert main([*base, "--model", f"w={wrong}", "-o", str(tmp_path / "r3")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"w: {other} or " in err[0] and "differs from the image it was trained on" in err[0]

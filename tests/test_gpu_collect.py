@@ -8,6 +8,8 @@ import sys
 import tarfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -39,8 +41,10 @@ def test_collects_speed_tables_targets_and_runs(tmp_path):
     run.mkdir(parents=True)
     for name in ("final.pt", "config.yaml", "log.csv", "val.csv"):
         (run / name).write_text(name)
-    with tarfile.open(back / "scream-stable.tar", "w") as tar:
+    (run.parent / "scream-stable.stdout").write_text("log")
+    with tarfile.open(back / "scream-stable.tar", "w") as tar:  # gpu_run.sh's layout: the run and its stdout
         tar.add(run, arcname="scream-stable")
+        tar.add(run.parent / "scream-stable.stdout", arcname="scream-stable.stdout")
     runs, reports = tmp_path / "runs", tmp_path / "reports"
     done = collect(back, "--runs", runs, "--reports", reports, "--prefix", "h100")
     assert done.returncode == 0, done.stderr
@@ -56,24 +60,32 @@ def test_collects_speed_tables_targets_and_runs(tmp_path):
     assert json.loads((reports / "h100_graphs.json").read_text())["device"] == "NVIDIA H100 80GB HBM3"
     assert (reports / "h100_graphs_veryfast.json").is_file()
     assert sorted(p.name for p in (runs / "scream-stable").iterdir()) == ["config.yaml", "final.pt", "log.csv",
-                                                                          "val.csv"]
+                                                                          "train.stdout", "val.csv"]
+    assert sorted(p.name for p in runs.iterdir()) == ["scream-stable"]  # nothing beside the run, no staging left
     assert f"--model scream-stable={runs / 'scream-stable' / 'final.pt'}" in out
     # a second collection does not overwrite without being asked
+    (reports / "h100_graphs.json").unlink()  # only some outputs exist: still nothing is written
     again = collect(back, "--runs", runs, "--reports", reports, "--prefix", "h100")
     assert again.returncode != 0 and "pass --overwrite" in again.stderr
+    assert not (reports / "h100_graphs.json").exists()
     assert collect(back, "--runs", runs, "--reports", reports, "--prefix", "h100", "--overwrite").returncode == 0
 
 
-def test_refuses_a_tar_that_writes_outside_its_run(tmp_path):
+@pytest.mark.parametrize("entry", ["../escaped.txt", "other/final.pt", "run.stdout.bak"])
+def test_refuses_a_tar_that_writes_outside_its_run(tmp_path, entry):
     back = tmp_path / "files"
     back.mkdir()
     evil = tmp_path / "evil.txt"
     evil.write_text("x")
     with tarfile.open(back / "run.tar", "w") as tar:
-        tar.add(evil, arcname="../escaped.txt")
-    done = collect(back, "--runs", tmp_path / "runs", "--reports", tmp_path / "reports")
-    assert done.returncode != 0 and "unexpected entries: ../escaped.txt" in done.stderr
-    assert not (tmp_path / "escaped.txt").exists()
+        tar.add(evil, arcname=entry)
+    runs = tmp_path / "runs"
+    (runs / "run").mkdir(parents=True)
+    (runs / "run" / "final.pt").write_text("earlier")
+    done = collect(back, "--runs", runs, "--reports", tmp_path / "reports", "--overwrite")
+    assert done.returncode != 0 and f"unexpected entries: {entry}" in done.stderr
+    assert (runs / "run" / "final.pt").read_text() == "earlier"  # checked before anything was replaced
+    assert not (tmp_path / "escaped.txt").exists() and not (runs / "other").exists()
 
 
 def test_nothing_to_collect(tmp_path):

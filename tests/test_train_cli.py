@@ -284,24 +284,38 @@ def test_perframe_flag_over_a_stable_config_trains_single_frames(assets, content
         assert main(args) == 0
     saved = read_checkpoint(run / "final.pt")["config"]
     assert saved["mode"] == "perframe" and saved["seq_len"] == 1
-    assert "not the config's sequences of 4" in caplog.text
+    assert "the config's seq_len 4 (for mode stable) gives way to mode perframe's default" in caplog.text
     assert "finished 1 step;" in caplog.text and "; validation instability " in caplog.text
     # an explicit --seq-len is the user's word: refused as before
     assert main([*args, "--seq-len", "4", "--overwrite"]) == 2
 
 
-@pytest.mark.parametrize("limit, warned", [(7, True), (None, False)])
-def test_gpu_scale_on_a_cpu_suggests_a_smaller_setting(assets, content_dir, tmp_path, caplog, monkeypatch, limit,
-                                                       warned):
-    """The warning fires above CPU_SCALE_LIMIT (width 0.25 x 32 px = 8 here; the real limit is 128)."""
-    from stablestyle.commands import train as train_cmd
+def test_stable_flag_over_a_perframe_config_trains_sequences(assets, content_dir, tmp_path):
+    cfg = tmp_path / "perframe.yaml"
+    cfg.write_text("mode: perframe\nseq_len: 1\ncrop: 32\nwidth: 0.25\nbatch: 1\nstyle_size: 32\nnum_workers: 0\n"
+                   "val_frames: 3\n")
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(cfg), "--mode", "stable", "--style", str(assets / "styles" / "candy.jpg"),
+                 "--content", str(content_dir), "--out", str(run), "--steps", "1", "--quiet"]) == 0
+    saved = read_checkpoint(run / "final.pt")["config"]
+    assert saved["mode"] == "stable" and saved["seq_len"] == 4  # stable's default
+
+
+@pytest.mark.parametrize("limit, warned", [(0.0, True), (None, False)])
+def test_a_slow_cpu_step_suggests_a_smaller_setting(assets, content_dir, tmp_path, caplog, monkeypatch, limit,
+                                                    warned):
+    """Measured on the second step of a run (the first warms up): over SLOW_CPU_STEP_S (10 s) it warns, once."""
+    import stablestyle.train as train_module
 
     if limit is not None:
-        monkeypatch.setattr(train_cmd, "CPU_SCALE_LIMIT", limit)
+        monkeypatch.setattr(train_module, "SLOW_CPU_STEP_S", limit)
     with caplog.at_level("WARNING"):
-        assert main(train_args(assets, content_dir, tmp_path / "run", 1, "--device", "cpu")) == 0
-    assert ("for a CPU train smaller: --width 0.5 --crop 128 --batch 2" in caplog.text) is warned
-    assert train_cmd.CPU_SCALE_LIMIT == (limit or 128)
+        assert main(train_args(assets, content_dir, tmp_path / "run", 3, "--device", "cpu")) == 0
+    warnings = [r.getMessage() for r in caplog.records if "on this CPU" in r.getMessage()]
+    assert len(warnings) == int(warned)
+    if warned:
+        assert "(3 steps: ~0 h)" in warnings[0] and "--width 0.5 --crop 128 --batch 2" in warnings[0]
+    assert train_module.SLOW_CPU_STEP_S == (limit if limit is not None else 10.0)
 
 
 def test_held_out_validation_image_is_named_once(assets, content_dir, tmp_path, caplog):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-HELP = "list the bundled models (style, training settings, measured figures)"
+HELP = "list the bundled models and their measured flicker (--details: training settings, all figures)"
 
 
 #: The measured figures the table shows (``evaluate`` on the Sintel clip, written by scripts/bundle_models.py).

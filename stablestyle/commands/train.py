@@ -35,12 +35,6 @@ RESUME_CHANGEABLE = ("steps", "num_workers", "device", "log_every", "sample_ever
                      "checkpoint_every")
 
 
-#: Above this ``width x crop`` a CPU run gets advice to train smaller.  ``bench/train_throughput.py`` on the
-#: project's 2-core CPU: the defaults (width 1.0, 256 px, batch 4, 4 frames) 29 s a step, configs/cpu_small.yaml's
-#: setting (0.5, 128 px, batch 2, 4 frames) 1.7 s.
-CPU_SCALE_LIMIT = 128
-
-
 #: In a help text, replaced by the flag's :class:`~stablestyle.train.TrainConfig` default when help is shown.
 DEFAULT = "%(config_default)s"
 
@@ -181,9 +175,10 @@ def run(args: argparse.Namespace) -> int:
         config, resume_from = _resume_config(args, overrides)
     else:
         base = load_config(args.config) if args.config else TrainConfig()
-        if overrides.get("mode") == "perframe" and "seq_len" not in overrides and base.seq_len not in (None, 1):
-            # --mode perframe over a stable config: its sequence length belongs to the mode the flag replaces
-            log.info("--mode perframe: training on single frames, not the config's sequences of %d", base.seq_len)
+        if overrides.get("mode", base.mode) != base.mode and "seq_len" not in overrides and base.seq_len is not None:
+            # --mode over a config of the other mode: its sequence length belongs to the mode the flag replaces
+            log.info("--mode %s: the config's seq_len %d (for mode %s) gives way to mode %s's default",
+                     overrides["mode"], base.seq_len, base.mode, overrides["mode"])
             base.seq_len = None
         config = config_from_dict(overrides, base, source="command line")
         config.validate()
@@ -191,10 +186,6 @@ def run(args: argparse.Namespace) -> int:
     check_inputs(config)
     device = resolve_device(config.device)
     resolve_amp(config.amp, device)
-    if device.type == "cpu" and resume_from is None and config.width * config.crop > CPU_SCALE_LIMIT:
-        log.warning("training at GPU scale on a CPU (width %g, %d px crops, batch %d) takes tens of seconds a step; "
-                    "for a CPU train smaller: --width 0.5 --crop 128 --batch 2 (configs/cpu_small.yaml; the bundled "
-                    "models' setting, ~1.7 s a step on 2 cores)", config.width, config.crop, config.batch)
 
     ctx = distributed.setup(device)
     trainer = None

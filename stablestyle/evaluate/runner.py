@@ -145,8 +145,8 @@ def trained_style_paths(models: Sequence[ModelMethod]) -> list[str]:
     """The style images ``models`` were trained on, found by the name their checkpoints record.
 
     Looked for at the recorded path and in ``$STABLESTYLE_ASSETS/styles``; a
-    file counts only if its sha256 is the one in the checkpoint.  Raises a
-    :class:`UserError` naming the models whose image is not found.
+    file counts only if its sha256 is the one in the checkpoint; one image per
+    hash.  Raises a :class:`UserError` saying, per model, why none was found.
     """
     from ..checkpoint import file_sha256
     from ..paths import assets_dir
@@ -154,22 +154,28 @@ def trained_style_paths(models: Sequence[ModelMethod]) -> list[str]:
     assets = assets_dir()
     found: list[str] = []
     hashes: set[str] = set()
-    missing: list[str] = []
+    problems: list[str] = []
     for model in models:
         recorded = (model.meta.get("config") or {}).get("style")
-        candidates = [Path(recorded).expanduser()] if recorded else []
-        if recorded and assets is not None:
+        if not recorded or not model.style_sha256:
+            problems.append(f"{model.name} records no style {'image' if not recorded else 'hash'}")
+            continue
+        candidates = [Path(recorded).expanduser()]
+        if assets is not None:
             candidates.append(assets / "styles" / Path(recorded).name)
-        hit = next((c for c in candidates if model.style_sha256 and c.is_file()
-                    and file_sha256(c) == model.style_sha256), None)
+        existing = [c for c in candidates if c.is_file()]
+        hit = next((c for c in existing if file_sha256(c) == model.style_sha256), None)
         if hit is None:
-            missing.append(f"{model.name} ({Path(recorded).name if recorded else 'no style recorded'})")
+            where = " or ".join(str(c) for c in candidates)
+            why = "differs from the image it was trained on" if existing else "not found"
+            problems.append(f"{model.name}: {where} {why}")
         elif model.style_sha256 not in hashes:  # one image per style, wherever each model found it
             hashes.add(model.style_sha256)
             found.append(str(hit))
-    if missing:
-        raise UserError(f"no --style given, and the style image of {', '.join(missing)} was not found (looked at "
-                        "the path its checkpoint records and in $STABLESTYLE_ASSETS/styles); pass --style IMG")
+    if problems:
+        hint = "" if assets is not None else "; or set STABLESTYLE_ASSETS to a folder whose styles/ holds them"
+        raise UserError(f"no --style given and the models' style images are not at hand ({'; '.join(problems)}); "
+                        f"pass --style IMG{hint}")
     return found
 
 
