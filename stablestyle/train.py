@@ -72,6 +72,7 @@ import torch
 from torch import nn
 
 from .atomic import atomic_path, write_text_atomic
+from .checkpoint import FINAL_NAME
 from .distributed import DistContext, EpochItems, SequenceSampler, all_reduce_mean, any_rank, barrier, gather_objects
 from .errors import UserError
 from .losses import LossWeights
@@ -87,7 +88,7 @@ DEFAULT_SEQ_LEN = 4
 STOP_CHECK_EVERY = 10
 #: Files a run folder may hold (``--overwrite`` removes only a folder that has ``config.yaml``).
 CONFIG_NAME, LOG_NAME, VAL_NAME = "config.yaml", "log.csv", "val.csv"
-LAST_NAME, FINAL_NAME, SAMPLES_NAME = "last.pt", "final.pt", "samples"
+LAST_NAME, SAMPLES_NAME = "last.pt", "samples"  # FINAL_NAME: stablestyle.checkpoint's, which run folders hand over
 #: The clock of ``fit(time_limit=...)`` (a module attribute so tests can replace it).
 _clock = time.monotonic
 
