@@ -254,6 +254,12 @@ class PerceptualLoss(nn.Module):
         return self._terms(output, content, "none")
 
 
+def check_loss_weight(name: str, value: object) -> None:
+    """``ValueError`` unless ``value`` is a finite number >= 0 (an infinite weight makes every loss NaN / inf)."""
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        raise ValueError(f"loss weight {name} must be a finite number >= 0, got {value!r}")
+
+
 @dataclass
 class LossWeights:
     """Loss weights; :meth:`total` is the one place they are applied.
@@ -309,9 +315,7 @@ class LossWeights:
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            value = getattr(self, f.name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"loss weight {f.name} must be a finite number >= 0, got {value!r}")
+            check_loss_weight(f.name, getattr(self, f.name))
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)

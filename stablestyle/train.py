@@ -75,7 +75,7 @@ from .atomic import atomic_path, write_text_atomic
 from .checkpoint import FINAL_NAME
 from .distributed import DistContext, EpochItems, SequenceSampler, all_reduce_mean, any_rank, barrier, gather_objects
 from .errors import UserError
-from .losses import LossWeights
+from .losses import LossWeights, check_loss_weight
 
 log = logging.getLogger(__name__)
 
@@ -298,10 +298,13 @@ def _coerce(value: Any, tp: Any, name: str, source: str) -> Any:
 
 
 def _check_weight(name: str, value: float, source: str = "") -> None:
-    """A loss weight must be a finite number >= 0 (an infinite one makes every loss NaN / inf)."""
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+    """:func:`~stablestyle.losses.check_loss_weight` as a :class:`UserError` naming the flag that sets it."""
+    try:
+        check_loss_weight(name, value)
+    except ValueError:
         where = f"{source}: " if source else ""
-        raise UserError(f"{where}loss weight {name} (--{name}-weight) must be a finite number >= 0, got {value!r}")
+        raise UserError(f"{where}loss weight {name} (--{name}-weight) must be a finite number >= 0, "
+                        f"got {value!r}") from None
 
 
 def _weights_from(value: Any, base: LossWeights, source: str) -> LossWeights:
@@ -315,10 +318,7 @@ def _weights_from(value: Any, base: LossWeights, source: str) -> LossWeights:
     merged.update({k: _coerce(v, float, f"weights.{k}", source) for k, v in value.items()})
     for name, weight in merged.items():
         _check_weight(name, weight, source)
-    try:
-        return LossWeights(**merged)
-    except ValueError as exc:
-        raise UserError(f"{source}: {exc}") from None
+    return LossWeights(**merged)
 
 
 def config_from_dict(data: Mapping[str, Any], base: TrainConfig | None = None,
