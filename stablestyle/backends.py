@@ -109,6 +109,12 @@ def cpu_has_native_bf16() -> bool | None:
         return None
 
 
+def bf16_is_native(backend: str, device: torch.device) -> bool:
+    """Whether ``backend`` on ``device`` would run bf16 natively: the torch backend on a CPU with
+    :func:`cpu_has_native_bf16` (where bf16 is worth choosing, or suggesting, over fp32)."""
+    return backend == "torch" and device.type == "cpu" and bool(cpu_has_native_bf16())
+
+
 def frames_to_tensor(frames: np.ndarray, device: torch.device | str) -> torch.Tensor:
     """``uint8`` ``(H, W, 3)`` or ``(B, H, W, 3)`` RGB -> float32 ``(B, 3, H, W)`` in ``[0, 1]`` on ``device``.
 

@@ -230,7 +230,7 @@ def _many(args, device) -> int:
 
 
 def _network_backend(args, device):
-    from ..backends import cpu_has_native_bf16, make_backend
+    from ..backends import bf16_is_native, make_backend
     from ..bundled import DEFAULT_MODEL
     from ..checkpoint import describe_net, load_checkpoint
     from ..stylize import precision_for
@@ -238,7 +238,7 @@ def _network_backend(args, device):
     model, meta = load_checkpoint(args.model or DEFAULT_MODEL)
     log.info("model %s: %s, step %s, trained by stablestyle %s", meta["path"], describe_net(meta["model"]),
              meta["step"], meta.get("version"))
-    if args.half is None and args.backend == "torch" and device.type == "cpu" and cpu_has_native_bf16():
+    if args.half is None and bf16_is_native(args.backend, device):
         log.info("this CPU computes bf16 natively (AVX-512 BF16 / AMX): --half runs the network 2.5-4x faster "
                  "here, within 0.02 of fp32 (docs/PERFORMANCE.md; --no-half keeps fp32 without this note)")
     # built before any frame is decoded, so a bad --backend / --threads fails with nothing written

@@ -200,9 +200,9 @@ def _live_precision(args: argparse.Namespace, device) -> str:
     """``--precision auto`` on a CPU with native bf16 means bf16 here: live video wants the 2-3x (the outputs
     stay within 0.02 of fp32); ``stylize`` and ``evaluate`` keep fp32 so files and figures do not depend on
     the machine."""
-    from ..backends import cpu_has_native_bf16
+    from ..backends import bf16_is_native
 
-    if args.precision == "auto" and args.backend == "torch" and device.type == "cpu" and cpu_has_native_bf16():
+    if args.precision == "auto" and bf16_is_native(args.backend, device):
         return "bf16"
     return args.precision
 
