@@ -756,14 +756,15 @@ class Trainer:
             self.model = DistributedDataParallel(self.model, device_ids=ids)
 
         self.stills, self.val_path = split_validation(config)
-        if self.ctx.is_main and config.val_image is None and self.val_path is not None \
-                and self.val_path not in self.stills:
-            log.info("validation image %s is held out of training (val_image chooses another)", self.val_path.name)
+        # the validation image taken out of the content images (none when val_image names one, or it is reused)
+        held_out = self.val_path if config.val_image is None and self.val_path not in self.stills else None
+        if self.ctx.is_main and held_out is not None:
+            log.info("validation image %s is held out of training (val_image chooses another)", held_out.name)
         if dataset is None:
             # rank 0 first: video flow is estimated once and cached on disk, then the others read the cache
             if not self.ctx.is_main:
                 barrier(self.ctx)
-            dataset = build_dataset(config, self.stills, quiet=self.quiet, val_path=self.val_path)
+            dataset = build_dataset(config, self.stills, quiet=self.quiet, held_out=held_out)
             if self.ctx.is_main:
                 barrier(self.ctx)
         self.dataset = dataset
@@ -1136,17 +1137,16 @@ def _progress_bar(*, total: int, initial: int, quiet: bool):
 # ============================================================================= data and images
 
 def build_dataset(config: TrainConfig, stills: Sequence[Path], quiet: bool = True,
-                  val_path: Path | None = None) -> torch.utils.data.Dataset:
+                  held_out: Path | None = None) -> torch.utils.data.Dataset:
     """The training data of ``config``: ``stills`` with synthetic motion and / or ``config.video``.
 
     :func:`stablestyle.data.build_training_data` with ``seq_len`` items of
     ``crop x crop`` pixels; items are a function of ``(seed, epoch, index)``.
-    ``val_path`` (from :func:`split_validation`) is named in the error when no
-    still is usable because the validation image was held out of them.
+    ``held_out``, the validation image taken out of the content images, is
+    named in the error when no still is usable because of it.
     """
     from .data import build_training_data
 
-    held_out = val_path if config.val_image is None and val_path is not None and val_path not in stills else None
     return build_training_data([str(p) for p in stills], list(config.video), seq_len=config.sequence_length,
                                crop=config.crop, video_ratio=config.video_ratio, flow_method=config.flow_method,
                                seed=config.seed, quiet=quiet, held_out=held_out)
