@@ -130,6 +130,12 @@ def _resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
 
+def shrink_frame(frame: np.ndarray, max_size: int | None) -> np.ndarray:
+    """``(H, W, 3)`` ``uint8`` shrunk (area interpolation) so its long side is at most ``max_size``, as
+    :func:`open_source` does; the frame itself when it is small enough."""
+    return _resize(frame, resized_size((frame.shape[1], frame.shape[0]), max_size))
+
+
 def natural_key(name: str) -> list:
     """Sort key that orders ``frame_2`` before ``frame_10`` (digit runs compare as numbers)."""
     return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", name)]

@@ -130,7 +130,7 @@ class _Camera:
         self.ended_early = ""
 
     def frames(self) -> Iterator[np.ndarray]:
-        from ..video import resized_size
+        from ..video import shrink_frame
 
         cv2, read = self.cv2, 0
         while True:
@@ -140,11 +140,7 @@ class _Camera:
                     self.ended_early = f"{self.what} stopped giving frames after {read} (unplugged?)"
                 return
             read += 1
-            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            size = resized_size((rgb.shape[1], rgb.shape[0]), self.max_size)
-            if size != (rgb.shape[1], rgb.shape[0]):
-                rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-            yield rgb
+            yield shrink_frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self.max_size)
 
     def close(self) -> None:
         self.cap.release()
