@@ -51,6 +51,10 @@ DEFAULT_FPS = 25.0
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 """libx264 speed presets, fastest (largest files) first."""
 DEFAULT_PRESET = "medium"
+ENCODER_THREADS = ("frame", "slice")
+"""How libx264 spreads over the CPU's cores: ``frame`` pipelines whole frames (the most frames/s: at
+1920x1080, veryfast, on 2 cores 20% more than ``slice``; see docs/PERFORMANCE.md), ``slice`` cuts each
+frame into slices (a frame comes out sooner; PyAV's default)."""
 """libx264's own default.  1080p on this project's 2-core CPU: medium 17, veryfast 30, ultrafast 50 frames/s
 (``bench/encode_speed.py``)."""
 FRAME_PATTERN = "frame_{:05d}.png"
@@ -370,11 +374,21 @@ class FrameSource:
             yield _resize(frame, self.size)
 
 
+def _open_input(av, path: Path):
+    """``av.open`` for reading; tags that are not UTF-8 are skipped, not an error (PyAV < 19 needs telling)."""
+    try:
+        return av.open(str(path), metadata_errors="ignore")
+    except TypeError as exc:  # PyAV 19 dropped the argument
+        if "metadata_errors" not in str(exc):
+            raise
+        return av.open(str(path))
+
+
 def _open_decoder(path: Path):
     """Open ``path`` with PyAV: ``(container, iterator of RGB uint8 frames)`` (display rotation applied)."""
     av = _pyav()
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        container = _open_input(av, path)
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
         reason = first_line(str(exc)) or type(exc).__name__
         if path.suffix.lower() in VIDEO_FILE_SUFFIXES and isinstance(exc, av.InvalidDataError):
@@ -618,7 +632,7 @@ class FrameSink:
     """
 
     def __init__(self, path: Path, rate: Fraction, *, audio_from: Path | None, overwrite: bool, crf: int,
-                 preset: str):
+                 preset: str, threads: str = ENCODER_THREADS[0]):
         self.path = path
         self.kind = output_kind(path)
         self.rate = rate
@@ -626,6 +640,7 @@ class FrameSink:
         self.overwrite = overwrite
         self.crf = crf
         self.preset = preset
+        self.threads = threads
         self.size: tuple[int, int] | None = None
         self.num_written = 0
         self._frame_shape: tuple[int, ...] | None = None
@@ -671,7 +686,7 @@ class FrameSink:
     # -- audio ---------------------------------------------------------------------------
     def _open_audio(self, audio_from: Path) -> None:
         try:
-            container = self._av.open(str(audio_from), metadata_errors="ignore")
+            container = _open_input(self._av, audio_from)
         except (self._av.FFmpegError, OSError) as exc:
             raise UserError(f"{audio_from}: cannot read its audio ({exc})") from None
         if not container.streams.audio:
@@ -756,6 +771,8 @@ class FrameSink:
         stream.width, stream.height = self.size
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": str(self.crf), "preset": self.preset}
+        stream.codec_context.thread_type = self.threads.upper()
+        stream.codec_context.thread_count = 0  # one per core, as FFmpeg's own command line does
         self._stream = stream
         if self._audio_in is not None:
             self._audio_out = self._container.add_stream_from_template(self._audio_in.streams.audio[0])
@@ -763,7 +780,7 @@ class FrameSink:
     def _write_video(self, frame: np.ndarray) -> None:
         if any(self._pad):
             frame = np.pad(frame, ((0, self._pad[0]), (0, self._pad[1]), (0, 0)), mode="edge")
-        vf = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        vf = self._av.VideoFrame.from_ndarray(rgb_to_yuv420p(frame), format="yuv420p")
         vf.pts = self.num_written
         for packet in self._stream.encode(vf):
             self._container.mux(packet)
@@ -819,6 +836,31 @@ class FrameSink:
         _remove(self._tmp)
 
 
+#: BT.601 limited-range chroma rows (Cb, Cr) of full-range RGB, with the +128 offset, for ``cv2.transform``.
+_RGB_TO_CBCR = np.array([[-37.797, -74.203, 112.0, 128 * 255], [112.0, -93.786, -18.214, 128 * 255]]) / 255
+
+
+def rgb_to_yuv420p(frame: np.ndarray) -> np.ndarray:
+    """``uint8`` ``(H, W, 3)`` RGB (even ``H``, ``W``) to planar yuv420p, ``(H * 3 // 2, W)``, as PyAV takes it.
+
+    BT.601 limited range with each chroma sample the mean of its 2x2 block: what FFmpeg's swscale writes
+    with area interpolation (within 1 level), which x264 then encodes ~0.15 dB better than swscale's
+    default bilinear (and OpenCV's ``COLOR_RGB2YUV_I420`` ~0.3 dB worse).  A third of swscale's time
+    (3.3 vs 8.6 ms at 1920x1080 here), and OpenCV releases the GIL, so the encoder thread keeps up with
+    a GPU (docs/PERFORMANCE.md).
+    """
+    h, w = frame.shape[:2]
+    if h % 2 or w % 2:
+        raise ValueError(f"yuv420p needs even sides, got {w}x{h}")
+    frame = np.ascontiguousarray(frame)
+    out = cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420)  # its luma is swscale's; its chroma is point-sampled
+    cbcr = cv2.transform(cv2.resize(frame, (w // 2, h // 2), interpolation=cv2.INTER_AREA), _RGB_TO_CBCR)
+    planes = out.reshape(-1)  # Y, then the U and V planes, each (H / 2) x (W / 2), back to back
+    planes[h * w:h * w * 5 // 4] = cbcr[..., 0].reshape(-1)
+    planes[h * w * 5 // 4:] = cbcr[..., 1].reshape(-1)
+    return out
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
@@ -827,12 +869,14 @@ def _remove(path: Path) -> None:
 
 
 def open_sink(path: str | os.PathLike, fps: float | Fraction, *, audio_from: str | os.PathLike | None = None,
-              overwrite: bool = False, crf: int = 18, preset: str = DEFAULT_PRESET) -> FrameSink:
+              overwrite: bool = False, crf: int = 18, preset: str = DEFAULT_PRESET,
+              threads: str = ENCODER_THREADS[0]) -> FrameSink:
     """Open ``path`` for writing frames; use the result as a context manager.
 
     ``.mp4`` / ``.mov`` / ``.mkv``: H.264 (libx264, yuv420p, constant rate
     factor ``crf``, 0 = lossless luma .. 51; ``preset`` one of
-    :data:`X264_PRESETS`, trading encoding speed for file size) at exactly
+    :data:`X264_PRESETS`, trading encoding speed for file size; ``threads``
+    one of :data:`ENCODER_THREADS`) at exactly
     ``fps`` (a ``Fraction``; floats near NTSC rates become ``30000/1001`` etc.).
     ``.png`` / ``.jpg`` / ``.jpeg``: one image.  No suffix: a folder of
     ``frame_00001.png`` ....  With ``audio_from`` (a video with audio) the
@@ -846,8 +890,11 @@ def open_sink(path: str | os.PathLike, fps: float | Fraction, *, audio_from: str
         raise UserError(f"crf must be a whole number from 0 (best) to 51 (smallest), got {crf!r}")
     if preset not in X264_PRESETS:
         raise UserError(f"unknown H.264 preset {preset!r}; valid: {', '.join(X264_PRESETS)}")
+    if threads not in ENCODER_THREADS:
+        raise UserError(f"unknown encoder threading {threads!r}; valid: {', '.join(ENCODER_THREADS)}")
     if audio_from is not None:
         audio_from = Path(audio_from)
         if not audio_from.is_file():
             raise UserError(f"{audio_from} does not exist (asked to copy its audio)")
-    return FrameSink(path, rate, audio_from=audio_from, overwrite=overwrite, crf=crf, preset=preset)
+    return FrameSink(path, rate, audio_from=audio_from, overwrite=overwrite, crf=crf, preset=preset,
+                     threads=threads)

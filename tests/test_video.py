@@ -25,6 +25,7 @@ from stablestyle.video import (
     open_source,
     read_image,
     resized_size,
+    rgb_to_yuv420p,
     to_tensor,
     to_uint8,
     write_image,
@@ -464,8 +465,43 @@ def test_sink_video_round_trip(tmp_path, suffix):
     assert os.stat(path).st_mode & 0o044  # normal permissions, not a private temp file's 0600
 
 
+@pytest.mark.parametrize("threads", ["frame", "slice"])
+def test_sink_encoder_threading(tmp_path, threads):
+    frames = smooth_frames(6)
+    with open_sink(tmp_path / "out.mp4", 25, threads=threads) as sink:
+        for f in frames:
+            sink.write(f)
+    back, _ = read_all(tmp_path / "out.mp4")
+    assert back.shape == frames.shape and np.abs(back.astype(float) - frames).mean() < 3
+
+
+def test_rgb_to_yuv420p_is_swscale_with_area_chroma():
+    rng = np.random.default_rng(0)
+    frame = cv2.GaussianBlur(rng.integers(0, 256, (64, 96, 3), dtype=np.uint8), (5, 5), 1.5)
+    frame[:4, :4] = 0  # the range ends: limited range puts black at 16 and white at 235
+    frame[4:8, :4] = 255
+    ours = rgb_to_yuv420p(frame)
+    theirs = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p",
+                                                                        interpolation="AREA").to_ndarray()
+    assert ours.shape == theirs.shape == (96, 96) and ours.dtype == np.uint8
+    assert np.abs(ours.astype(int) - theirs).max() <= 1
+    assert ours[0, 0] == 16 and ours[4, 0] == 235
+    # chroma of a flat block is its colour: pure red -> Cb 90, Cr 240 (BT.601 limited range)
+    red = np.zeros((4, 4, 3), np.uint8)
+    red[..., 0] = 255
+    assert np.abs(rgb_to_yuv420p(red)[4:].astype(int) - [[90] * 4, [240] * 4]).max() <= 1
+    # chroma planes with an odd number of rows (90 / 2 = 45) do not fill whole rows of the layout
+    tall = cv2.resize(frame, (64, 90))
+    theirs = av.VideoFrame.from_ndarray(tall, format="rgb24").reformat(format="yuv420p",
+                                                                       interpolation="AREA").to_ndarray()
+    assert np.abs(rgb_to_yuv420p(tall).astype(int) - theirs).max() <= 1
+    with pytest.raises(ValueError, match="even sides"):
+        rgb_to_yuv420p(frame[:63])
+
+
 @pytest.mark.parametrize("kwargs, message", [(dict(crf=60), "crf must be a whole number"),
-                                             (dict(preset="warp"), "unknown H.264 preset 'warp'; valid: ultrafast")])
+                                             (dict(preset="warp"), "unknown H.264 preset 'warp'; valid: ultrafast"),
+                                             (dict(threads="auto"), "unknown encoder threading 'auto'; valid: frame")])
 def test_sink_rejects_bad_encoder_settings(tmp_path, kwargs, message):
     with pytest.raises(UserError, match=message):
         open_sink(tmp_path / "o.mp4", 25, **kwargs)
@@ -632,3 +668,31 @@ def test_sink_rejects_bad_frames(tmp_path):
             sink.write(np.zeros((32, 32, 3), np.uint8))
             sink.write(np.zeros((32, 34, 3), np.uint8))
     assert listing(tmp_path) == []
+
+
+def test_open_input_without_metadata_errors_argument(tmp_path):
+    """PyAV 19 dropped ``av.open``'s ``metadata_errors``: reading falls back to the plain call."""
+    from stablestyle.video import _open_input
+
+    path = write_video(tmp_path / "a.mp4", smooth_frames(2))
+    calls = []
+
+    class PyAV19:
+        @staticmethod
+        def open(name, **kwargs):
+            calls.append(kwargs)
+            if kwargs:
+                raise TypeError("open() got an unexpected keyword argument 'metadata_errors'")
+            return av.open(name)
+
+    with _open_input(PyAV19, path) as container:
+        assert container.streams.video[0].frames == 2
+    assert calls == [{"metadata_errors": "ignore"}, {}]
+
+    class Broken:
+        @staticmethod
+        def open(name, **kwargs):
+            raise TypeError("something else")
+
+    with pytest.raises(TypeError, match="something else"):
+        _open_input(Broken, path)
