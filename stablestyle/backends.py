@@ -524,7 +524,9 @@ class TorchBackend(Backend):
                 in_events = [None, None]
             if in_events[slot] is not None:
                 in_events[slot].synchronize()  # the upload from this buffer two frames ago has finished
-            pinned_in[slot].copy_(torch.from_numpy(np.ascontiguousarray(frame)))
+            # numpy, not torch's copy_: torch spreads a host copy over its OpenMP pool, whose threads then
+            # spin-wait, taking the cores the decoder and x264 run on (docs/PERFORMANCE.md)
+            np.copyto(pinned_in[slot].numpy(), frame)
             x = pinned_in[slot].to(self.device, non_blocking=True)
             in_events[slot] = torch.cuda.Event()
             in_events[slot].record()
