@@ -6,7 +6,8 @@ Usage: python scripts/gpu_collect.py FILES_AT [--runs runs/gpu] [--reports repor
   measured combination on stdout (variant, size, width, precision, model and end-to-end frames/s, the
   device as the JSON names it), followed by the issue's 1080p targets against the best figures;
 * ``encode_<size>.json`` (``bench/encode_speed.py``) -> ``<reports>/<prefix>_encode_<size>.json``, and a
-  table of the encoder's frames/s per preset and threading;
+  table of the encoder's frames/s per preset and threading; ``pipeline_<size>.json`` (``bench/pipeline_io.py``)
+  likewise, with its medians;
 * ``<run>.tar`` -> ``<runs>/<run>/`` (``final.pt``, ``config.yaml``, ``log.csv``, ``val.csv``, ``train.stdout``), and
   the next commands: evaluate them beside the bundled models and bundle them;
 * ``tests_*.txt``: their last line (the pytest summary).
@@ -140,8 +141,9 @@ def main(argv=None) -> int:
     tars = sorted(args.files_at.glob("*.tar"))
     # everything is checked before anything is written
     encodes = sorted(args.files_at.glob("encode_*.json"))
+    pipelines = sorted(args.files_at.glob("pipeline_*.json"))
     copies = {path: args.reports / f"{args.prefix}_{path.stem.removeprefix('speed_')}.json" for path in speeds}
-    copies.update({path: args.reports / f"{args.prefix}_{path.stem}.json" for path in encodes})
+    copies.update({path: args.reports / f"{args.prefix}_{path.stem}.json" for path in [*encodes, *pipelines]})
     targets = [*copies.values(), *(args.runs / t.stem for t in tars)]
     clash = [str(t) for t in targets if t.exists()]
     if clash and not args.overwrite:
@@ -165,6 +167,11 @@ def main(argv=None) -> int:
         print("\n".join(target_lines(rows)))
     for path in encodes:
         print(f"\n{encode_table(path)}")
+    for path in pipelines:
+        data = json.loads(path.read_text())
+        medians = ", ".join(f"{k} {v['median_e2e_fps']}" for k, v in data.get("results", {}).items())
+        print(f"\nPipeline with a stand-in GPU ({data.get('gpu_ms')} ms a frame), {data.get('size')}, "
+              f"{data.get('preset')}, {data.get('cpus')} CPUs: median frames/s by host copy: {medians}")
 
     runs = [unpack_run(t, args.runs) for t in tars]
     for run in runs:
@@ -177,8 +184,9 @@ def main(argv=None) -> int:
               f"--max-size 320 --max-frames 16 --no-videos {models} --model cpu-stable=scream "
               "--model cpu-perframe=scream-perframe -o reports/gpu_models\n"
               f"  python scripts/bundle_models.py {args.runs}   # once the figures say the GPU models are better")
-    if not rows and not runs and not encodes:
-        print(f"nothing to collect in {args.files_at} (no speed_*.json, encode_*.json or *.tar)", file=sys.stderr)
+    if not rows and not runs and not encodes and not pipelines:
+        print(f"nothing to collect in {args.files_at} (no speed_*.json, encode_*.json, pipeline_*.json or *.tar)",
+              file=sys.stderr)
         return 1
     return 0
 

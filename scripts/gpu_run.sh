@@ -6,7 +6,8 @@
 #   bash scripts/gpu_run.sh bench   CUDA tests of the backends and of training; bench/stylize_speed.py (fp16,
 #                                   model-only and end-to-end, JSON): torch.compile (COMPILE_MODE, default
 #                                   "default") at 1080p with the veryfast and medium H.264 presets, CUDA graphs,
-#                                   eager; bench/encode_speed.py at 1080p; VARIANTS picks and orders the stages
+#                                   eager; bench/encode_speed.py and bench/pipeline_io.py at 1080p; VARIANTS picks
+#                                   and orders the stages
 #   (15 device minutes a session: run bench with timeout_s=540, then at once train with timeout_s=330)
 #   bash scripts/gpu_run.sh train   CUDA training tests; full-width stable and per-frame nets and a
 #                                   quarter-width stable net for each style, trained side by side under
@@ -53,7 +54,7 @@ bench)
   # A session has 15 device minutes, the machine's start included: the stages run most-wanted first (the
   # 1080p targets) and each has its own budget. Each stage's per-combination JSON lines also go to the log as
   # they come, so a stage cut short still reports.
-  for variant in ${VARIANTS:-compiled_veryfast compiled graphs encode eager}; do
+  for variant in ${VARIANTS:-compiled_veryfast pipeline compiled graphs encode eager}; do
     case $variant in
       compiled_veryfast) extra=(--compile "${COMPILE_MODE:-default}" --sizes "$LARGEST" --preset veryfast); budget=120 ;;
       compiled) extra=(--compile "${COMPILE_MODE:-default}" --sizes "$LARGEST" --widths 1.0,0.25); budget=100 ;;
@@ -64,6 +65,12 @@ bench)
         timeout 60 "$PY" bench/encode_speed.py --size "$LARGEST" --frames "$E2E_FRAMES" \
           --presets medium,veryfast,ultrafast --threads frame,slice >"$OUT/encode_$LARGEST.json" 2>>"$LOG"
         say "bench encode exit $?"
+        continue ;;
+      pipeline)  # decode -> host copies -> encode with a stand-in for the GPU: what the CPU side allows
+        say "bench pipeline"
+        timeout 60 "$PY" bench/pipeline_io.py --size "$LARGEST" --frames "$E2E_FRAMES" --rounds 2 \
+          >"$OUT/pipeline_$LARGEST.json" 2>>"$LOG"
+        say "bench pipeline exit $?"
         continue ;;
       *) say "unknown variant $variant"; continue ;;
     esac

@@ -104,6 +104,20 @@ def test_encode_speed_stylized_odd_size(bikes_clip):
     assert 25 < report["results"]["ultrafast"]["psnr_db"] < 80
 
 
+def test_pipeline_io(bikes_clip):
+    report = json.loads(bench("pipeline_io.py", "--size", "96x64", "--frames", "4", "--rounds", "2", "--gpu-ms", "0",
+                              "--clip", bikes_clip).stdout)
+    assert set(report["results"]) == {"torch", "numpy"} and report["torch_threads"] == 1
+    for r in report["results"].values():
+        assert len(r["runs"]) == 2 and r["median_e2e_fps"] > 0
+        assert r["median_e2e_fps"] == pytest.approx(sum(x["e2e_fps"] for x in r["runs"]) / 2)
+
+
+def test_pipeline_io_bad_host_copy_is_one_line(bikes_clip):
+    done = bench("pipeline_io.py", "--host-copy", "cupy", "--clip", bikes_clip, expect=2)
+    assert done.stderr.strip() == "error: --host-copy takes torch, numpy, got 'cupy'"
+
+
 def test_norm_kernels():
     report = json.loads(bench("norm_kernels.py", "--size", "32x16", "--repeats", "2").stdout)
     assert report["size"] == "32x16" and report["threads"] == 1 and len(report["results"]) == 12

@@ -40,6 +40,9 @@ def test_collects_speed_tables_targets_and_runs(tmp_path):
     (back / "encode_1920x1080.json").write_text(json.dumps(
         {"size": "1920x1080", "frames": 132, "cpus": 16,
          "results": {"veryfast/frame": {"fps": 110.1, "cpu_ms_per_frame": 81.3, "kib": 3381, "psnr_db": 39.99}}}))
+    (back / "pipeline_1920x1080.json").write_text(json.dumps(
+        {"size": "1920x1080", "preset": "veryfast", "gpu_ms": 1.0, "cpus": 16,
+         "results": {"torch": {"median_e2e_fps": 40.0}, "numpy": {"median_e2e_fps": 80.5}}}))
     run = tmp_path / "made" / "scream-stable"
     run.mkdir(parents=True)
     for name in ("final.pt", "config.yaml", "log.csv", "val.csv"):
@@ -64,6 +67,9 @@ def test_collects_speed_tables_targets_and_runs(tmp_path):
     assert (reports / "h100_graphs_veryfast.json").is_file()
     assert "Encoder alone, 1920x1080, 132 frames, 16 CPUs:" in out and "| veryfast/frame | 110.1 | 81.3 | 3381 | 39.99 |" in out
     assert json.loads((reports / "h100_encode_1920x1080.json").read_text())["cpus"] == 16
+    assert ("Pipeline with a stand-in GPU (1.0 ms a frame), 1920x1080, veryfast, 16 CPUs: median frames/s by host "
+            "copy: torch 40.0, numpy 80.5") in out
+    assert (reports / "h100_pipeline_1920x1080.json").is_file()
     assert sorted(p.name for p in (runs / "scream-stable").iterdir()) == ["config.yaml", "final.pt", "log.csv",
                                                                           "train.stdout", "val.csv"]
     assert sorted(p.name for p in runs.iterdir()) == ["scream-stable"]  # nothing beside the run, no staging left
