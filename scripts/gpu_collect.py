@@ -10,7 +10,7 @@ Usage: python scripts/gpu_collect.py FILES_AT [--runs runs/gpu] [--reports repor
   likewise, with its medians;
 * ``<run>.tar`` -> ``<runs>/<run>/`` (``final.pt``, ``config.yaml``, ``log.csv``, ``val.csv``, ``train.stdout``), and
   the next commands: evaluate them beside the bundled models and bundle them;
-* ``tests_*.txt``: their last line (the pytest summary).
+* ``tests_*.txt``: their last line (the pytest summary); ``*.log``: their "tests exit" lines.
 
 Everything is checked before anything is written; nothing is overwritten without ``--overwrite``.  What it prints is what the README and
 docs/PERFORMANCE.md want, with the device named.
@@ -136,6 +136,10 @@ def main(argv=None) -> int:
     for tests in sorted(args.files_at.glob("tests_*.txt")):
         lines = tests.read_text(errors="replace").strip().splitlines()
         print(f"{tests.name}: {lines[-1] if lines else '(empty)'}")
+    for log in sorted(args.files_at.glob("*.log")):  # gpu_run.sh bench logs its tests' summary
+        for line in log.read_text(errors="replace").splitlines():
+            if "] tests exit " in line:
+                print(f"{log.name}: {line.split('] ', 1)[1]}")
 
     speeds = sorted(args.files_at.glob("speed_*.json"))
     tars = sorted(args.files_at.glob("*.tar"))

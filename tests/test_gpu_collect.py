@@ -37,6 +37,7 @@ def test_collects_speed_tables_targets_and_runs(tmp_path):
     _speed(back / "speed_graphs_veryfast.json", [_row("1920x1080", 1.0, 240.0, 70.0),
                                                   {"size": "1920x1080", "width": 0.5, "error": "RuntimeError: x"}])
     (back / "tests_bench.txt").write_text("....\n34 passed in 20.1s\n")
+    (back / "bench.log").write_text("[23:30:13] tests (CUDA)\n[23:30:43] tests exit 0 (37 passed in 24.87s)\n")
     (back / "encode_1920x1080.json").write_text(json.dumps(
         {"size": "1920x1080", "frames": 132, "cpus": 16,
          "results": {"veryfast/frame": {"fps": 110.1, "cpu_ms_per_frame": 81.3, "kib": 3381, "psnr_db": 39.99}}}))
@@ -55,7 +56,8 @@ def test_collects_speed_tables_targets_and_runs(tmp_path):
     done = collect(back, "--runs", runs, "--reports", reports, "--prefix", "h100")
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    assert "tests_bench.txt: 34 passed in 20.1s" in out and "Device: NVIDIA H100 80GB HBM3" in out
+    assert "tests_bench.txt: 34 passed in 20.1s" in out and "bench.log: tests exit 0 (37 passed in 24.87s)" in out
+    assert "Device: NVIDIA H100 80GB HBM3" in out
     assert "| graphs | 1920x1080 | 1.0 | fp16 | 250.0 | 40.0 | medium |" in out
     assert "error: RuntimeError: x" in out
     # width 1.0: model-only from graphs, end to end from the veryfast preset; width 0.25 misses end to end
