@@ -678,6 +678,12 @@ class PipelineStats:
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
+    def held_up_by(self, share: float = 1 / 3) -> str | None:
+        """``"encode"`` / ``"decode"`` when inference waited on that stage for at least ``share`` of the run."""
+        waits = {"encode": self.encode_wait_s, "decode": self.decode_wait_s}
+        stage = max(waits, key=waits.get)
+        return stage if self.seconds > 0 and waits[stage] >= share * self.seconds else None
+
 
 _END = object()
 _POLL_S = 0.05

@@ -419,3 +419,25 @@ def test_preset_changes_the_encoder_setting(tmp_path, bikes_clip, ckpt, capsys):
     with pytest.raises(SystemExit):
         main(["stylize", str(bikes_clip), "-o", str(tmp_path / "x.mp4"), "--preset", "warp"])
     assert "invalid choice: 'warp'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("waits, preset, expected", [
+    ((0.1, 3.0), "medium", "the H.264 encoder held the network up for 3.0 of 8.0 s (--preset medium); --preset "
+                           "veryfast encodes about twice as fast"),
+    ((0.1, 3.0), "veryfast", "(--preset veryfast); --preset ultrafast is faster still, with files 2.5-3x as large"),
+    ((0.1, 3.0), "ultrafast", "(--preset ultrafast)"),
+    ((4.0, 0.5), "medium", "reading the input held the network up for 4.0 of 8.0 s"),
+    ((2.0, 2.6), "medium", None),  # neither wait reaches a third of the run: the network set the pace
+])
+def test_bottleneck_note(waits, preset, expected):
+    from stablestyle.backends import PipelineStats
+    from stablestyle.commands.stylize import bottleneck_note
+
+    stats = PipelineStats(frames=240, seconds=8.0, decode_wait_s=waits[0], encode_wait_s=waits[1])
+    note = bottleneck_note(stats, preset)
+    if expected is None:
+        assert note is None and stats.held_up_by() is None
+    else:
+        assert expected in note
+        assert note.endswith("(--preset ultrafast)") == (preset == "ultrafast")  # nothing faster to suggest
+        assert stats.held_up_by() == ("decode" if waits[0] > waits[1] else "encode")

@@ -111,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
     # Validate everything cheap (model, backend, style) before decoding a single frame.
     if args.method == "network":
         backend = _network_backend(args, device)
-        return _one(args, lambda source, sink, total: _pipelined(source, sink, backend, total, args.quiet))
+        return _one(args, lambda source, sink, total: _pipelined(source, sink, backend, total, args.quiet,
+                                                                 args.preset))
     frames_fn = _optimisation_method(args, device)
     return _one(args, lambda source, sink, total: _sequential(frames_fn(source), sink, total, args.quiet))
 
@@ -138,24 +139,45 @@ def warn_if_not_a_sequence(path: str, output: str = "OUT_FOLDER") -> None:
                 folder, examples, pattern, output if not Path(output).suffix else "OUT_FOLDER")
 
 
-def _pipelined(source, sink, backend, total, quiet) -> int:
+def _pipelined(source, sink, backend, total, quiet, preset) -> tuple[int, str | None]:
     from ..backends import run_pipelined
 
-    return run_pipelined(source, sink, backend, total=total, quiet=quiet).frames
+    stats = run_pipelined(source, sink, backend, total=total, quiet=quiet)
+    return stats.frames, bottleneck_note(stats, preset)
 
 
-def _sequential(frames, sink, total, quiet) -> int:
+def bottleneck_note(stats, preset: str) -> str | None:
+    """What to do when decoding or encoding, not the network, set the pace (``None`` when neither did)."""
+    from ..video import X264_PRESETS
+
+    stage = stats.held_up_by()
+    if stage is None:
+        return None
+    wait = stats.encode_wait_s if stage == "encode" else stats.decode_wait_s
+    if stage == "decode":
+        return (f"reading the input held the network up for {wait:.1f} of {stats.seconds:.1f} s: decoding (and "
+                "--max-size's resize) on the CPU set the pace, not the network")
+    faster = X264_PRESETS[: X264_PRESETS.index(preset)]
+    advice = ("; --preset veryfast encodes about twice as fast as medium at a similar size" if "veryfast" in faster
+              else "; --preset ultrafast is faster still, with files 2.5-3x as large" if faster
+              else "")
+    return (f"the H.264 encoder held the network up for {wait:.1f} of {stats.seconds:.1f} s "
+            f"(--preset {preset}){advice}")
+
+
+def _sequential(frames, sink, total, quiet) -> tuple[int, None]:
     from ..runtime import progress
 
     count = 0
     for frame in progress(frames, total=total, desc="stylize", unit="frame", quiet=quiet):
         sink.write(frame)
         count += 1
-    return count
+    return count, None
 
 
 def _one(args, stylize) -> int:
-    """One input into ``args.output``; ``stylize(frames, sink, total)`` writes them and returns the count."""
+    """One input into ``args.output``; ``stylize(frames, sink, total)`` writes them and returns the count and a
+    note on what held it up (or ``None``)."""
     from ..video import open_sink, open_source
 
     (path,) = args.inputs
@@ -167,11 +189,13 @@ def _one(args, stylize) -> int:
         audio = path if source.has_audio else None
         with open_sink(args.output, source.fps, audio_from=audio, overwrite=args.overwrite,
                        preset=args.preset) as sink:
-            count = stylize(itertools.islice(source, args.max_frames), sink, total)
+            count, note = stylize(itertools.islice(source, args.max_frames), sink, total)
         width, height = source.size
     seconds = time.perf_counter() - start
     print(f"stylized {count} frame{'s' * (count != 1)} at {width}x{height} in {seconds:.1f} s "
           f"({count / max(seconds, 1e-9):.1f} frames/s, {args.method}) -> {Path(args.output)}")
+    if note:
+        log.info(note)
     return 0
 
 
