@@ -19,7 +19,6 @@ import argparse
 import itertools
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -95,10 +94,6 @@ def psnr_db(reference: list, decoded: list) -> float:
 
 
 if __name__ == "__main__":
-    from stablestyle.errors import UserError
+    from stablestyle.errors import run_script
 
-    try:
-        sys.exit(main())
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main)  # a bad --clip and the like: one line, not a traceback

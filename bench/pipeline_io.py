@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -92,10 +91,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from stablestyle.errors import UserError
+    from stablestyle.errors import run_script
 
-    try:
-        sys.exit(main())
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main)  # a bad --clip and the like: one line, not a traceback

@@ -6,6 +6,11 @@ CLI catches it and prints a single ``error: ...`` line with exit status 2; any
 other exception is a bug and keeps its traceback.
 """
 
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
 
 class UserError(ValueError):
     """Bad input that the user can fix; the message says what to do."""
@@ -18,3 +23,16 @@ def first_line(text: str, limit: int = 120) -> str:
     """
     line = next((line.strip() for line in text.splitlines() if line.strip()), "")
     return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
+def run_script(main: Callable[[], int]) -> None:
+    """Exit with ``main()``'s status; a :class:`UserError` prints one ``error:`` line and exits with 2.
+
+    For the scripts under ``bench/`` and ``scripts/``, which have no CLI of their own to do it.
+    """
+    try:
+        status = main()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        status = 2
+    sys.exit(status)
