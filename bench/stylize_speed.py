@@ -321,7 +321,11 @@ def main(argv=None) -> int:
         for size in sizes:
             clip = make_clip(folder, size, args.e2e_frames, args.clip) if args.end_to_end else None
             if clip is not None:  # the same pipeline without the network: what decoding + encoding allow
-                io_only = {"size": f"{size[0]}x{size[1]}", **time_end_to_end(PassThrough(), clip, folder, args.preset)}
+                io_only = {"size": f"{size[0]}x{size[1]}"}
+                try:
+                    io_only.update(time_end_to_end(PassThrough(), clip, folder, args.preset))
+                except Exception as exc:  # the network's combinations below still run
+                    io_only["error"] = f"{type(exc).__name__}: {exc}"
                 report["io_only"].append(io_only)
                 print(json.dumps(io_only), file=sys.stderr)
             for width in widths:

@@ -154,6 +154,11 @@ def main(argv=None) -> int:
         raise SystemExit(f"error: {', '.join(clash)} exist(s); pass --overwrite to replace")
     for tar_path in tars:
         check_run_tar(tar_path)
+    for path in copies:  # a stage cut short can leave an empty or partial file: refuse before copying any
+        try:
+            json.loads(path.read_text())
+        except ValueError:
+            raise SystemExit(f"error: {path} is not complete JSON (a stage cut short?); move it aside and run again")
 
     devices, rows = set(), []
     for path, copy in copies.items():
@@ -169,6 +174,13 @@ def main(argv=None) -> int:
         print(speed_table(rows))
         print("\nTargets:")
         print("\n".join(target_lines(rows)))
+        io_rows = [(path.stem.removeprefix("speed_"), r) for path in speeds
+                   for r in json.loads(path.read_text()).get("io_only", [])]
+        if io_rows:
+            print("\nThe same pipeline without the network (io_only), end-to-end frames/s:")
+            for variant, r in io_rows:
+                print(f"- {variant}, {r.get('size')}, {r.get('e2e_x264_preset', '-')}: "
+                      f"{_fps(r.get('e2e_fps')) if 'error' not in r else 'error: ' + r['error'][:80]}")
     for path in encodes:
         print(f"\n{encode_table(path)}")
     for path in pipelines:

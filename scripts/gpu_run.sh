@@ -8,7 +8,8 @@
 #                                   "default") at 1080p with the veryfast and medium H.264 presets, CUDA graphs,
 #                                   eager; bench/encode_speed.py and bench/pipeline_io.py at 1080p; VARIANTS picks
 #                                   and orders the stages
-#   (15 device minutes a session: run bench with timeout_s=540, then at once train with timeout_s=330)
+#   (15 device minutes a session, starts included: bench with timeout_s=540 leaves no room for train;
+#    for both, shorten bench with VARIANTS, e.g. "pipeline compiled_veryfast", then train with timeout_s=330)
 #   bash scripts/gpu_run.sh train   CUDA training tests; full-width stable and per-frame nets and a
 #                                   quarter-width stable net for each style, trained side by side under
 #                                   --time-limit (default 2m: what is left of 15 device minutes after bench); returns final.pt + logs per run
@@ -55,7 +56,7 @@ bench)
   LARGEST=${SIZES##*,}
   E2E_FRAMES=${E2E_FRAMES:-240}  # long enough that x264's start and final flush weigh little
   # A session has 15 device minutes, the machine's start included: the stages run most-wanted first (the
-  # 1080p targets) and each has its own budget. Each stage's per-combination JSON lines also go to the log as
+  # 1080p targets) and each has its own budget; together they exceed the call's 540 s, which cuts the last. Each stage's per-combination JSON lines also go to the log as
   # they come, so a stage cut short still reports.
   # Default order (2026-11-26 measured graphs, eager, encode and both compiled presets on an H200): first what
   # says whether the host-copy / encoder fixes lifted end to end, then whether autotuning lifts the full-width
@@ -65,18 +66,20 @@ bench)
       compiled_veryfast) extra=(--compile "${COMPILE_MODE:-default}" --sizes "$LARGEST" --preset veryfast); budget=120 ;;
       compiled) extra=(--compile "${COMPILE_MODE:-default}" --sizes "$LARGEST" --widths 1.0,0.25); budget=100 ;;
       autotune) extra=(--compile max-autotune-no-cudagraphs --sizes "$LARGEST" --widths 1.0 --preset veryfast); budget=180 ;;
-      graphs) extra=(--cuda-graphs); budget=120 ;;
+      graphs) extra=(--cuda-graphs); budget=150 ;;
       eager) extra=(); budget=100 ;;
       encode)  # the encoder alone: what caps end-to-end frames/s
         say "bench encode"
+        # into $OUT only when complete: a stage cut short leaves no empty JSON behind
         timeout 60 "$PY" bench/encode_speed.py --size "$LARGEST" --frames "$E2E_FRAMES" \
-          --presets medium,veryfast,ultrafast --threads frame,slice >"$OUT/encode_$LARGEST.json" 2>>"$LOG"
+          --presets medium,veryfast,ultrafast --threads frame,slice >/tmp/encode.json 2>>"$LOG" \
+          && mv /tmp/encode.json "$OUT/encode_$LARGEST.json"
         say "bench encode exit $?"
         continue ;;
       pipeline)  # decode -> host copies -> encode with a stand-in for the GPU: what the CPU side allows
         say "bench pipeline"
         timeout 60 "$PY" bench/pipeline_io.py --size "$LARGEST" --frames "$E2E_FRAMES" --rounds 2 \
-          >"$OUT/pipeline_$LARGEST.json" 2>>"$LOG"
+          >/tmp/pipeline.json 2>>"$LOG" && mv /tmp/pipeline.json "$OUT/pipeline_$LARGEST.json"
         say "bench pipeline exit $?"
         continue ;;
       *) say "unknown variant $variant"; continue ;;

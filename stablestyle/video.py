@@ -51,12 +51,12 @@ DEFAULT_FPS = 25.0
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 """libx264 speed presets, fastest (largest files) first."""
 DEFAULT_PRESET = "medium"
-ENCODER_THREADS = ("frame", "slice")
-"""How libx264 spreads over the CPU's cores: ``frame`` pipelines whole frames (the most frames/s: at
-1920x1080, veryfast, on 2 cores 20% more than ``slice``; see docs/PERFORMANCE.md), ``slice`` cuts each
-frame into slices (a frame comes out sooner; PyAV's default)."""
 """libx264's own default.  1080p on this project's 2-core CPU: medium 17, veryfast 30, ultrafast 50 frames/s
 (``bench/encode_speed.py``)."""
+ENCODER_THREADS = ("frame", "slice")
+"""How libx264 spreads over the CPU's cores: ``frame`` pipelines whole frames (the most frames/s: at 1920x1080
+on a 16-core machine veryfast ran at 110 frames/s against 70 with ``slice``, medium 57 against 41; see
+docs/PERFORMANCE.md), ``slice`` cuts each frame into slices (a frame comes out sooner; PyAV's default)."""
 FRAME_PATTERN = "frame_{:05d}.png"
 """Names of the frames that a folder sink writes (1-based)."""
 
@@ -772,7 +772,7 @@ class FrameSink:
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": str(self.crf), "preset": self.preset}
         stream.codec_context.thread_type = self.threads.upper()
-        stream.codec_context.thread_count = 0  # one per core, as FFmpeg's own command line does
+        stream.codec_context.thread_count = 0  # x264 picks (1.5 threads a core), as FFmpeg's command line does
         self._stream = stream
         if self._audio_in is not None:
             self._audio_out = self._container.add_stream_from_template(self._audio_in.streams.audio[0])

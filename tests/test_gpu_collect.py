@@ -34,6 +34,9 @@ def test_collects_speed_tables_targets_and_runs(tmp_path):
     back.mkdir()
     _speed(back / "speed_graphs.json", [_row("1920x1080", 1.0, 250.0, 40.0), _row("1920x1080", 0.25, 900.0, 55.0),
                                          _row("640x360", 1.0, 1500.0, 300.0)])
+    data = json.loads((back / "speed_graphs.json").read_text())
+    data["io_only"] = [{"size": "1920x1080", "e2e_fps": 88.5, "e2e_x264_preset": "medium"}]
+    (back / "speed_graphs.json").write_text(json.dumps(data))
     _speed(back / "speed_graphs_veryfast.json", [_row("1920x1080", 1.0, 240.0, 70.0),
                                                   {"size": "1920x1080", "width": 0.5, "error": "RuntimeError: x"}])
     (back / "tests_bench.txt").write_text("....\n34 passed in 20.1s\n")
@@ -59,7 +62,7 @@ def test_collects_speed_tables_targets_and_runs(tmp_path):
     assert "tests_bench.txt: 34 passed in 20.1s" in out and "bench.log: tests exit 0 (37 passed in 24.87s)" in out
     assert "Device: NVIDIA H100 80GB HBM3" in out
     assert "| graphs | 1920x1080 | 1.0 | fp16 | 250.0 | 40.0 | medium |" in out
-    assert "error: RuntimeError: x" in out
+    assert "error: RuntimeError: x" in out and "- graphs, 1920x1080, medium: 88.5" in out
     # width 1.0: model-only from graphs, end to end from the veryfast preset; width 0.25 misses end to end
     assert ("- 1920x1080, width 1.0: model_fps 250.0 (graphs) vs >= 200: reached; e2e_fps 70.0 (graphs_veryfast) "
             "vs >= 60: reached") in out
@@ -104,3 +107,15 @@ def test_refuses_a_tar_that_writes_outside_its_run(tmp_path, entry):
 def test_nothing_to_collect(tmp_path):
     done = collect(tmp_path, "--runs", tmp_path / "runs", "--reports", tmp_path / "reports")
     assert done.returncode == 1 and "nothing to collect" in done.stderr
+
+
+def test_refuses_an_empty_json_before_writing_anything(tmp_path):
+    """A bench stage cut short can leave an empty file behind: nothing is copied, one line says why."""
+    back = tmp_path / "files"
+    back.mkdir()
+    _speed(back / "speed_graphs.json", [_row("1920x1080", 1.0, 250.0, 40.0)])
+    (back / "pipeline_1920x1080.json").write_text("")
+    reports = tmp_path / "reports"
+    done = collect(back, "--runs", tmp_path / "runs", "--reports", reports, "--prefix", "h100")
+    assert done.returncode != 0 and "pipeline_1920x1080.json is not complete JSON" in done.stderr
+    assert "Traceback" not in done.stderr and not reports.exists()

@@ -427,6 +427,7 @@ def test_preset_changes_the_encoder_setting(tmp_path, bikes_clip, ckpt, capsys):
     ((0.1, 3.0), "veryfast", "(--preset veryfast); --preset ultrafast is faster still, with files 2.5-3x as large"),
     ((0.1, 3.0), "ultrafast", "(--preset ultrafast)"),
     ((4.0, 0.5), "medium", "reading the input held the network up for 4.0 of 8.0 s"),
+    ((0.1, 3.0), None, "writing the output images held the network up for 3.0 of 8.0 s"),  # PNG: no preset
     ((2.0, 2.6), "medium", None),  # neither wait reaches a third of the run: the network set the pace
 ])
 def test_bottleneck_note(waits, preset, expected):
@@ -440,4 +441,5 @@ def test_bottleneck_note(waits, preset, expected):
     else:
         assert expected in note
         assert note.endswith("(--preset ultrafast)") == (preset == "ultrafast")  # nothing faster to suggest
+        assert ("--preset" in note) == (preset is not None and waits[1] > waits[0])  # only an encoder note
         assert stats.held_up_by() == ("decode" if waits[0] > waits[1] else "encode")

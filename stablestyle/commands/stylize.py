@@ -143,11 +143,14 @@ def _pipelined(source, sink, backend, total, quiet, preset) -> tuple[int, str | 
     from ..backends import run_pipelined
 
     stats = run_pipelined(source, sink, backend, total=total, quiet=quiet)
-    return stats.frames, bottleneck_note(stats, preset)
+    return stats.frames, bottleneck_note(stats, preset if sink.kind == "video" else None)
 
 
-def bottleneck_note(stats, preset: str) -> str | None:
-    """What to do when decoding or encoding, not the network, set the pace (``None`` when neither did)."""
+def bottleneck_note(stats, preset: str | None) -> str | None:
+    """What to do when decoding or writing, not the network, set the pace (``None`` when neither did).
+
+    ``preset``: the H.264 preset of a video output; ``None`` for a frame folder or an image (PNG / JPEG).
+    """
     from ..video import X264_PRESETS
 
     stage = stats.held_up_by()
@@ -157,6 +160,8 @@ def bottleneck_note(stats, preset: str) -> str | None:
     if stage == "decode":
         return (f"reading the input held the network up for {wait:.1f} of {stats.seconds:.1f} s: decoding (and "
                 "--max-size's resize) on the CPU set the pace, not the network")
+    if preset is None:
+        return f"writing the output images held the network up for {wait:.1f} of {stats.seconds:.1f} s"
     faster = X264_PRESETS[: X264_PRESETS.index(preset)]
     advice = ("; --preset veryfast encodes about twice as fast as medium at a similar size" if "veryfast" in faster
               else "; --preset ultrafast is faster still, with files 2.5-3x as large" if faster
