@@ -82,7 +82,7 @@ def main(argv=None) -> int:
                 runs[copy].append({"e2e_fps": round(stats.frames / seconds, 1),
                                    "waited_for_decode_s": round(stats.decode_wait_s, 2),
                                    "waited_for_encode_s": round(stats.encode_wait_s, 2)})
-    results = {c: {"median_e2e_fps": statistics.median(r["e2e_fps"] for r in rs), "runs": rs}
+    results = {c: {"median_e2e_fps": round(statistics.median(r["e2e_fps"] for r in rs), 1), "runs": rs}
                for c, rs in runs.items()}
     print(json.dumps({"size": args.size, "frames": args.frames, "preset": args.preset, "gpu_ms": args.gpu_ms,
                       "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),

@@ -110,7 +110,7 @@ def test_pipeline_io(bikes_clip):
     assert set(report["results"]) == {"torch", "numpy"} and report["torch_threads"] == 1
     for r in report["results"].values():
         assert len(r["runs"]) == 2 and r["median_e2e_fps"] > 0
-        assert r["median_e2e_fps"] == pytest.approx(sum(x["e2e_fps"] for x in r["runs"]) / 2)
+        assert r["median_e2e_fps"] == pytest.approx(sum(x["e2e_fps"] for x in r["runs"]) / 2, abs=0.051)
 
 
 def test_pipeline_io_bad_host_copy_is_one_line(bikes_clip):
