@@ -666,17 +666,27 @@ class PipelineStats:
 
     ``decode_wait_s``: time the inference loop waited for decoded frames
     (decoding is the bottleneck when large); ``encode_wait_s``: time it waited
-    for room in the encode queue (encoding is the bottleneck).
+    for room in the encode queue (encoding is the bottleneck);
+    ``first_frame_s``: time until the network handed out its first frame
+    (decoding it, and ``torch.compile``'s compiling), ``None`` without frames.
     """
 
     frames: int
     seconds: float
     decode_wait_s: float
     encode_wait_s: float
+    first_frame_s: float | None = None
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def fps_after_first(self) -> float | None:
+        """Frames/s from the first frame on: the steady rate once compiling / warm-up is over."""
+        if self.first_frame_s is None or self.frames < 2 or self.seconds <= self.first_frame_s:
+            return None
+        return (self.frames - 1) / (self.seconds - self.first_frame_s)
 
     def held_up_by(self, share: float = 1 / 3) -> str | None:
         """``"encode"`` / ``"decode"`` when inference waited on that stage for at least ``share`` of the run."""
@@ -741,6 +751,7 @@ def run_pipelined(source: Iterable[np.ndarray], sink, backend: Backend, *, queue
     encoded: queue.Queue = queue.Queue(maxsize=queue_size)
     waits = {"decode": 0.0, "encode": 0.0}
     written = [0]
+    first_frame_s = None
 
     def fail(exc: BaseException) -> None:
         errors.append(exc)
@@ -783,6 +794,8 @@ def run_pipelined(source: Iterable[np.ndarray], sink, backend: Backend, *, queue
     try:
         for out in progress(backend.run(inputs()), total=total, desc="stylize", unit="frame", quiet=quiet):
             t0 = time.perf_counter()
+            if first_frame_s is None:
+                first_frame_s = t0 - start
             _put(encoded, out, stop)
             waits["encode"] += time.perf_counter() - t0
         _put(encoded, _END, stop)
@@ -799,7 +812,7 @@ def run_pipelined(source: Iterable[np.ndarray], sink, backend: Backend, *, queue
     if errors:
         raise errors[0]
     return PipelineStats(frames=written[0], seconds=time.perf_counter() - start,
-                         decode_wait_s=waits["decode"], encode_wait_s=waits["encode"])
+                         decode_wait_s=waits["decode"], encode_wait_s=waits["encode"], first_frame_s=first_frame_s)
 
 
 # ----------------------------------------------------------------------------- batching independent streams

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -488,6 +490,22 @@ def test_run_pipelined_matches_sequential():
     assert stats.frames == 7 and stats.fps > 0
     for a, b in zip(sink.frames, backend.run(frames)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_run_pipelined_times_the_first_frame():
+    """first_frame_s covers a slow first frame (compiling); fps_after_first is the rate after it."""
+    class SlowStart:
+        def run(self, frames):
+            for i, f in enumerate(frames):
+                time.sleep(0.3 if i == 0 else 0.01)
+                yield f
+
+    stats = run_pipelined(iter(_frames(6)), _ListSink(), SlowStart())
+    assert stats.frames == 6 and 0.3 <= stats.first_frame_s < stats.seconds
+    assert stats.fps_after_first == pytest.approx(5 / (stats.seconds - stats.first_frame_s))
+    assert stats.fps_after_first > 2 * stats.fps  # the slow start weighs on the overall rate only
+    empty = run_pipelined(iter([]), _ListSink(), SlowStart())
+    assert empty.frames == 0 and empty.first_frame_s is None and empty.fps_after_first is None
 
 
 def _failing_source(frames, at):

@@ -142,11 +142,16 @@ def warn_if_not_a_sequence(path: str, output: str = "OUT_FOLDER") -> None:
                 folder, examples, pattern, output if not Path(output).suffix else "OUT_FOLDER")
 
 
-def _pipelined(source, sink, backend, total, quiet, preset) -> tuple[int, str | None]:
+def _pipelined(source, sink, backend, total, quiet, preset) -> tuple[int, list[str]]:
     from ..backends import run_pipelined
 
     stats = run_pipelined(source, sink, backend, total=total, quiet=quiet)
-    return stats.frames, bottleneck_note(stats, preset if sink.kind == "video" else None)
+    notes = [bottleneck_note(stats, preset if sink.kind == "video" else None)]
+    if getattr(backend, "compile", False) and stats.fps_after_first is not None:
+        # the summary's rate counts the compile wait, which a long video spreads thin and a short one does not
+        notes.append(f"the first frame came after {stats.first_frame_s:.1f} s (compiling); "
+                     f"{stats.fps_after_first:.1f} frames/s after it")
+    return stats.frames, [n for n in notes if n]
 
 
 def bottleneck_note(stats, preset: str | None) -> str | None:
@@ -173,19 +178,19 @@ def bottleneck_note(stats, preset: str | None) -> str | None:
             f"(--preset {preset}){advice}")
 
 
-def _sequential(frames, sink, total, quiet) -> tuple[int, None]:
+def _sequential(frames, sink, total, quiet) -> tuple[int, list[str]]:
     from ..runtime import progress
 
     count = 0
     for frame in progress(frames, total=total, desc="stylize", unit="frame", quiet=quiet):
         sink.write(frame)
         count += 1
-    return count, None
+    return count, []
 
 
 def _one(args, stylize) -> int:
-    """One input into ``args.output``; ``stylize(frames, sink, total)`` writes them and returns the count and a
-    note on what held it up (or ``None``)."""
+    """One input into ``args.output``; ``stylize(frames, sink, total)`` writes them and returns the count and
+    notes for after the summary (what held the run up, the rate after compiling)."""
     from ..video import open_sink, open_source
 
     (path,) = args.inputs
@@ -197,12 +202,12 @@ def _one(args, stylize) -> int:
         audio = path if source.has_audio else None
         with open_sink(args.output, source.fps, audio_from=audio, overwrite=args.overwrite,
                        preset=args.preset) as sink:
-            count, note = stylize(itertools.islice(source, args.max_frames), sink, total)
+            count, notes = stylize(itertools.islice(source, args.max_frames), sink, total)
         width, height = source.size
     seconds = time.perf_counter() - start
     print(f"stylized {count} frame{'s' * (count != 1)} at {width}x{height} in {seconds:.1f} s "
           f"({count / max(seconds, 1e-9):.1f} frames/s, {args.method}) -> {Path(args.output)}")
-    if note:
+    for note in notes:
         log.info(note)
     return 0
 
