@@ -688,8 +688,13 @@ class PipelineStats:
             return None
         return (self.frames - 1) / (self.seconds - self.first_frame_s)
 
-    def held_up_by(self, share: float = 1 / 3) -> str | None:
-        """``"encode"`` / ``"decode"`` when inference waited on that stage for at least ``share`` of the run."""
+    def held_up_by(self, share: float = 0.25) -> str | None:
+        """``"encode"`` / ``"decode"`` when inference waited on that stage for at least ``share`` of the run.
+
+        Only a stage on cores of its own shows as waiting (a GPU run: on the H200 the network waited for x264
+        for 30-46% of the run); where the network and the encoder share a few CPU cores each slows the other
+        and neither waits much, so this says nothing there.
+        """
         waits = {"encode": self.encode_wait_s, "decode": self.decode_wait_s}
         stage = max(waits, key=waits.get)
         return stage if self.seconds > 0 and waits[stage] >= share * self.seconds else None

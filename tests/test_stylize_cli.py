@@ -433,7 +433,7 @@ def test_preset_changes_the_encoder_setting(tmp_path, bikes_clip, ckpt, capsys):
     ((0.1, 3.0), "ultrafast", "(--preset ultrafast)"),
     ((4.0, 0.5), "medium", "reading the input held the network up for 4.0 of 8.0 s"),
     ((0.1, 3.0), None, "writing the output images held the network up for 3.0 of 8.0 s"),  # PNG: no preset
-    ((2.0, 2.6), "medium", None),  # neither wait reaches a third of the run: the network set the pace
+    ((1.5, 1.9), "medium", None),  # neither wait reaches a quarter of the run: the network set the pace
 ])
 def test_bottleneck_note(waits, preset, expected):
     from stablestyle.backends import PipelineStats
