@@ -65,6 +65,8 @@ bench)
     case $variant in
       compiled_veryfast) extra=(--compile "${COMPILE_MODE:-default}" --sizes "$LARGEST" --preset veryfast); budget=120 ;;
       compiled) extra=(--compile "${COMPILE_MODE:-default}" --sizes "$LARGEST" --widths 1.0,0.25); budget=100 ;;
+      threads1) extra=(--compile "${COMPILE_MODE:-default}" --sizes "$LARGEST" --widths 0.25 --preset veryfast --threads 1)
+        budget=80 ;;  # not in the default order: end to end with torch on one CPU thread, if OpenMP still interferes
       autotune) extra=(--compile max-autotune-no-cudagraphs --sizes "$LARGEST" --widths 1.0 --preset veryfast); budget=180 ;;
       graphs) extra=(--cuda-graphs); budget=150 ;;
       eager) extra=(); budget=100 ;;
