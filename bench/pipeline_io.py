@@ -7,7 +7,8 @@ into a reused buffer, pageable here since pinning needs a GPU; wait ``--gpu-ms``
 as for the GPU; copy the result out) and nothing else, so it measures on any machine what decoding + encoding + the host copies
 allow.  ``--host-copy`` compares the copy into the buffer done by torch (``Tensor.copy_``, which
 runs on torch's OpenMP pool) and by numpy (``np.copyto``, one thread, what the CUDA backend does);
-the settings are interleaved over ``--rounds`` and the median is reported.  Example::
+the settings are interleaved over ``--rounds`` and the median is reported.  ``cpu_cores``: CPU time of all
+threads over wall time (near the machine's core count: saturated, spinning included).  Example::
 
     python bench/pipeline_io.py --size 1280x720 --preset veryfast --rounds 3
 """
@@ -74,12 +75,12 @@ def main(argv=None) -> int:
         clip = make_clip(Path(tmp), size, args.frames, args.clip)
         for _ in range(args.rounds):
             for copy in copies:
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
                 with open_source(clip) as src, open_sink(Path(tmp) / "out.mp4", src.fps, overwrite=True,
                                                          preset=args.preset) as sink:
                     stats = run_pipelined(src, sink, StandIn(copy, args.gpu_ms))
-                seconds = time.perf_counter() - start
-                runs[copy].append({"e2e_fps": round(stats.frames / seconds, 1),
+                seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+                runs[copy].append({"e2e_fps": round(stats.frames / seconds, 1), "cpu_cores": round(cpu / seconds, 2),
                                    "waited_for_decode_s": round(stats.decode_wait_s, 2),
                                    "waited_for_encode_s": round(stats.encode_wait_s, 2)})
     results = {c: {"median_e2e_fps": round(statistics.median(r["e2e_fps"] for r in rs), 1), "runs": rs}

@@ -7,7 +7,8 @@ For every combination of frame size x network width x backend x precision:
 * ``e2e_fps``: decode an H.264 clip at that size -> stylize -> encode H.264,
   with :func:`stablestyle.backends.run_pipelined` (three threads); ``io_only``
   holds the same pipeline per size with the network left out (what decoding
-  and encoding alone allow);
+  and encoding alone allow); ``e2e_cpu_cores`` is the process's CPU time over
+  wall time (near the core count: the CPU is saturated, spinning included);
 * ``gflop_per_frame``: counted from the network's conv layers
   (:func:`stablestyle.backends.conv_flops`), and the fraction of the device's
   peak that ``model_fps`` reaches.  The peak is *measured* here with a large
@@ -218,13 +219,16 @@ def time_end_to_end(backend, clip: Path, folder: Path, preset: str = "medium") -
     from stablestyle.video import open_sink, open_source
 
     out = folder / "out.mp4"
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     with open_source(clip) as src, open_sink(out, src.fps, overwrite=True, preset=preset) as sink:
         stats = run_pipelined(src, sink, backend)
-    total = time.perf_counter() - start
+    total, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    # e2e_cpu_cores: CPU time of all this process's threads over wall time; near os.cpu_count() means the
+    # cores are saturated (spinning included), far below it that a serial stage or the GIL sets the pace
     return {"e2e_fps": round(stats.frames / total, 2), "e2e_frames": stats.frames, "e2e_x264_preset": preset,
             "e2e_inference_waited_for_decode_s": round(stats.decode_wait_s, 2),
-            "e2e_inference_waited_for_encode_s": round(stats.encode_wait_s, 2)}
+            "e2e_inference_waited_for_encode_s": round(stats.encode_wait_s, 2),
+            "e2e_cpu_cores": round(cpu / total, 2)}
 
 
 # ----------------------------------------------------------------------------- peer package

@@ -39,7 +39,7 @@ def test_stylize_speed_model_only_and_end_to_end(tmp_path, bikes_clip):
     for r in report["results"]:
         assert "error" not in r, r
         assert r["size"] == "64x48" and r["gflop_per_frame"] == pytest.approx(gflop, abs=1e-3)
-        assert r["model_fps"] > 0 and r["e2e_fps"] > 0 and r["e2e_frames"] == 3
+        assert r["model_fps"] > 0 and r["e2e_fps"] > 0 and r["e2e_frames"] == 3 and 0 < r["e2e_cpu_cores"] <= 8
         assert 0 < r["fraction_of_measured_peak"] and "fraction_of_datasheet_peak" not in r  # CPU: no datasheet
         assert r["achieved_tflops"] == pytest.approx(gflop * r["model_fps"] / 1e3, rel=0.02, abs=1e-4)
     [io_only] = report["io_only"]  # one per size: the pipeline without the network
@@ -109,7 +109,7 @@ def test_pipeline_io(bikes_clip):
                               "--clip", bikes_clip).stdout)
     assert set(report["results"]) == {"torch", "numpy"} and report["torch_threads"] == 1
     for r in report["results"].values():
-        assert len(r["runs"]) == 2 and r["median_e2e_fps"] > 0
+        assert len(r["runs"]) == 2 and r["median_e2e_fps"] > 0 and all(0 < x["cpu_cores"] <= 8 for x in r["runs"])
         assert r["median_e2e_fps"] == pytest.approx(sum(x["e2e_fps"] for x in r["runs"]) / 2, abs=0.051)
 
 
