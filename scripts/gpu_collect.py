@@ -31,10 +31,8 @@ TARGETS = {"model_fps": 200.0, "e2e_fps": 60.0}
 TARGET_SIZE = "1920x1080"
 
 
-def speed_rows(path: Path) -> tuple[str, list[dict]]:
+def speed_rows(variant: str, data: dict) -> tuple[str, list[dict]]:
     """``(device, result rows)`` of one ``bench/stylize_speed.py`` JSON; rows carry the variant name."""
-    data = json.loads(path.read_text())
-    variant = path.stem.removeprefix("speed_")
     return str(data.get("device", "?")), [{**r, "variant": variant} for r in data.get("results", [])]
 
 
@@ -73,9 +71,8 @@ def target_lines(rows: list[dict]) -> list[str]:
     return out or [f"- {TARGET_SIZE}: not measured"]
 
 
-def encode_table(path: Path) -> str:
+def encode_table(data: dict) -> str:
     """The encoder alone (``bench/encode_speed.py``'s JSON): frames/s, CPU ms, size and PSNR per setting."""
-    data = json.loads(path.read_text())
     lines = [f"Encoder alone, {data.get('size')}, {data.get('frames')} frames, {data.get('cpus')} CPUs:", "",
              "| preset / threading | frames/s | CPU ms a frame | KiB | PSNR dB |", "|---|---|---|---|---|"]
     for name, r in data.get("results", {}).items():
@@ -154,16 +151,17 @@ def main(argv=None) -> int:
         raise SystemExit(f"error: {', '.join(clash)} exist(s); pass --overwrite to replace")
     for tar_path in tars:
         check_run_tar(tar_path)
-    for path in copies:  # a stage cut short can leave an empty or partial file: refuse before copying any
+    loaded = {}  # a stage cut short can leave an empty or partial file: refuse before copying any
+    for path in copies:
         try:
-            json.loads(path.read_text())
+            loaded[path] = json.loads(path.read_text())
         except ValueError:
             raise SystemExit(f"error: {path} is not complete JSON (a stage cut short?); move it aside and run again")
 
     devices, rows = set(), []
     for path, copy in copies.items():
         if path in speeds:
-            device, found = speed_rows(path)
+            device, found = speed_rows(path.stem.removeprefix("speed_"), loaded[path])
             devices.add(device)
             rows += found
         args.reports.mkdir(parents=True, exist_ok=True)
@@ -175,16 +173,16 @@ def main(argv=None) -> int:
         print("\nTargets:")
         print("\n".join(target_lines(rows)))
         io_rows = [(path.stem.removeprefix("speed_"), r) for path in speeds
-                   for r in json.loads(path.read_text()).get("io_only", [])]
+                   for r in loaded[path].get("io_only", [])]
         if io_rows:
             print("\nThe same pipeline without the network (io_only), end-to-end frames/s:")
             for variant, r in io_rows:
                 print(f"- {variant}, {r.get('size')}, {r.get('e2e_x264_preset', '-')}: "
                       f"{_fps(r.get('e2e_fps')) if 'error' not in r else 'error: ' + r['error'][:80]}")
     for path in encodes:
-        print(f"\n{encode_table(path)}")
+        print(f"\n{encode_table(loaded[path])}")
     for path in pipelines:
-        data = json.loads(path.read_text())
+        data = loaded[path]
         medians = ", ".join(f"{k} {v['median_e2e_fps']}" for k, v in data.get("results", {}).items())
         print(f"\nPipeline with a stand-in GPU ({data.get('gpu_ms')} ms a frame), {data.get('size')}, "
               f"{data.get('preset')}, {data.get('cpus')} CPUs: median frames/s by host copy: {medians}")
