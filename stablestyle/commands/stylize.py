@@ -172,7 +172,7 @@ def bottleneck_note(stats, preset: str | None) -> str | None:
         return f"writing the output images held the network up for {wait:.1f} of {stats.seconds:.1f} s"
     faster = X264_PRESETS[: X264_PRESETS.index(preset)]
     advice = ("; --preset veryfast encodes about twice as fast as medium at a similar size" if "veryfast" in faster
-              else "; --preset ultrafast is faster still, with files 2.5-3x as large" if faster
+              else "; --preset ultrafast is faster still, with files about 3x veryfast's" if faster
               else "")
     return (f"the H.264 encoder held the network up for {wait:.1f} of {stats.seconds:.1f} s "
             f"(--preset {preset}){advice}")
