@@ -4,8 +4,8 @@
 fast GPU the network is not what limits file-to-file frames/s: this runs the same pipeline with a
 stand-in network that does what the CUDA backend does on the host for each frame (copy the frame
 into a reused buffer, pageable here since pinning needs a GPU; wait ``--gpu-ms`` with the GIL released
-as for the GPU; copy the result out) and nothing else, so it measures on any machine what decoding + encoding + the host copies
-allow.  ``--host-copy`` compares the copy into the buffer done by torch (``Tensor.copy_``, which
+as for the GPU; copy the result out) and nothing else, so it measures on any machine what decoding,
+encoding and the host copies allow.  ``--host-copy`` compares the copy into the buffer done by torch (``Tensor.copy_``, which
 runs on torch's OpenMP pool) and by numpy (``np.copyto``, one thread, what the CUDA backend does);
 the settings are interleaved over ``--rounds`` and the median is reported.  ``cpu_cores``: CPU time of all
 threads over wall time (near the machine's core count: saturated, spinning included).  Example::
