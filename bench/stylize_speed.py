@@ -30,6 +30,7 @@ average before and after the run.  Examples::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import os
@@ -43,11 +44,14 @@ import numpy as np
 import torch
 
 from stablestyle.backends import conv_flops, make_backend, run_pipelined
+from stablestyle.errors import UserError
 from stablestyle.models import TransformerNet
 
 log = logging.getLogger("bench.stylize_speed")
 
 ALL_SIZES = ("640x360", "1280x720", "1920x1080")
+#: ``--rewrites``: (split_convs, subpixel) of each named combination of the function-preserving rewrites
+REWRITES = {"none": (False, False), "split": (True, False), "subpixel": (False, True), "split+subpixel": (True, True)}
 #: NVIDIA datasheet peaks in TFLOP/s (dense; tensor cores for fp16/bf16/tf32, CUDA cores for fp32).
 #: Only used for labelled comparison; the bench always measures its own peak too.
 DATASHEET_TFLOPS = {
@@ -75,6 +79,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--group-norms", dest="group_norms", action="store_true", default=None,
                    help="force instance norm as group_norm on (torch backend; default: on for CPU, off for CUDA)")
     p.add_argument("--no-group-norms", dest="group_norms", action="store_false", help="force it off")
+    p.add_argument("--subpixel", action="store_true", default=None,
+                   help="upsampling convolutions at the low resolution (torch backend; default off)")
+    p.add_argument("--rewrites", default=None,
+                   help=f"comma-separated, each timed as its own combination: {', '.join(REWRITES)} "
+                        "(overrides --split-convs / --subpixel)")
+    p.add_argument("--switch-intervals", default=None,
+                   help="comma-separated interpreter switch intervals in ms for the end-to-end runs, each timed "
+                        "(the first fills e2e_*; all under e2e_by_switch_interval_ms; default: Python's)")
     p.add_argument("--compile", default=None, help="torch.compile mode for the torch backend (e.g. default)")
     p.add_argument("--cuda-graphs", action="store_true", help="capture the torch backend in CUDA graphs")
     p.add_argument("--frames", type=int, default=20, help="timed frames, model-only")
@@ -215,20 +227,46 @@ class PassThrough:
         yield from frames
 
 
-def time_end_to_end(backend, clip: Path, folder: Path, preset: str = "medium") -> dict:
+def time_end_to_end(backend, clip: Path, folder: Path, preset: str = "medium",
+                    switch_interval_ms: float | None = None) -> dict:
     from stablestyle.video import open_sink, open_source
 
     out = folder / "out.mp4"
+    interval = None if switch_interval_ms is None else switch_interval_ms / 1000
     start, cpu_start = time.perf_counter(), time.process_time()
     with open_source(clip) as src, open_sink(out, src.fps, overwrite=True, preset=preset) as sink:
-        stats = run_pipelined(src, sink, backend)
+        stats = run_pipelined(src, sink, backend, switch_interval=interval)
     total, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    frames = max(stats.frames, 1)
     # e2e_cpu_cores: CPU time of all this process's threads over wall time; near os.cpu_count() means the
-    # cores are saturated (spinning included), far below it that a serial stage or the GIL sets the pace
-    return {"e2e_fps": round(stats.frames / total, 2), "e2e_frames": stats.frames, "e2e_x264_preset": preset,
-            "e2e_inference_waited_for_decode_s": round(stats.decode_wait_s, 2),
-            "e2e_inference_waited_for_encode_s": round(stats.encode_wait_s, 2),
-            "e2e_cpu_cores": round(cpu / total, 2)}
+    # cores are saturated (spinning included), far below it that a serial stage or the GIL sets the pace.
+    # e2e_encode_ms / e2e_decode_ms: the encoder / decoder thread's time a frame (the rate each allows)
+    result = {"e2e_fps": round(stats.frames / total, 2), "e2e_frames": stats.frames, "e2e_x264_preset": preset,
+              "e2e_inference_waited_for_decode_s": round(stats.decode_wait_s, 2),
+              "e2e_inference_waited_for_encode_s": round(stats.encode_wait_s, 2),
+              "e2e_cpu_cores": round(cpu / total, 2),
+              "e2e_encode_ms": round(1000 * stats.encode_s / frames, 2),
+              "e2e_decode_ms": round(1000 * stats.decode_s / frames, 2)}
+    if stats.first_frame_s is not None:
+        result["e2e_first_frame_s"] = round(stats.first_frame_s, 3)
+    if stats.fps_after_first is not None:
+        result["e2e_fps_after_first"] = round(stats.fps_after_first, 2)
+    if switch_interval_ms is not None:
+        result["e2e_switch_interval_ms"] = switch_interval_ms
+    return result
+
+
+def time_end_to_end_each(backend, clip: Path, folder: Path, preset: str, intervals_ms: list) -> dict:
+    """:func:`time_end_to_end` once per switch interval: the first fills ``e2e_*``, all go to a sub-dict."""
+    runs = {("default" if ms is None else f"{ms:g}"): time_end_to_end(backend, clip, folder, preset, ms)
+            for ms in intervals_ms}
+    result = dict(next(iter(runs.values())))
+    if len(runs) > 1:
+        result["e2e_by_switch_interval_ms"] = {k: {f: v[f] for f in ("e2e_fps", "e2e_encode_ms", "e2e_decode_ms",
+                                                                     "e2e_inference_waited_for_encode_s",
+                                                                     "e2e_cpu_cores")}
+                                               for k, v in runs.items()}
+    return result
 
 
 # ----------------------------------------------------------------------------- peer package
@@ -282,6 +320,16 @@ def main(argv=None) -> int:
     widths = [float(w) for w in _csv(args.widths or ("0.25,0.5" if cpu else "1.0,0.5,0.25"))]
     backends = _csv(args.backends)
     precisions = _csv(args.precisions)
+    rewrites = _csv(args.rewrites) if args.rewrites else [None]
+    unknown = [r for r in rewrites if r not in REWRITES and r is not None]
+    if unknown:
+        raise UserError(f"unknown --rewrites {', '.join(unknown)}; valid: {', '.join(REWRITES)}")
+    try:
+        intervals = [float(v) for v in _csv(args.switch_intervals)] if args.switch_intervals else [None]
+    except ValueError:
+        intervals = [0.0]
+    if any(not v > 0 for v in intervals if v is not None):
+        raise UserError(f"--switch-intervals takes positive milliseconds, got {args.switch_intervals!r}")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     name = device_name(device)
@@ -327,7 +375,7 @@ def main(argv=None) -> int:
             if clip is not None:  # the same pipeline without the network: what decoding + encoding allow
                 io_only = {"size": f"{size[0]}x{size[1]}"}
                 try:
-                    io_only.update(time_end_to_end(PassThrough(), clip, folder, args.preset))
+                    io_only.update(time_end_to_end_each(PassThrough(), clip, folder, args.preset, intervals))
                 except Exception as exc:  # the network's combinations below still run
                     io_only["error"] = f"{type(exc).__name__}: {exc}"
                 report["io_only"].append(io_only)
@@ -336,14 +384,16 @@ def main(argv=None) -> int:
                 torch.manual_seed(0)
                 net = TransformerNet(width=width).eval()
                 flops = conv_flops(net, size[1], size[0])["total"]
-                for backend_name, prec in combos:
+                for (backend_name, prec), rewrite in itertools.product(combos, rewrites):
                     entry = {"size": f"{size[0]}x{size[1]}", "width": width, "backend": backend_name,
                              "precision": prec, "gflop_per_frame": round(flops / 1e9, 3)}
                     try:
-                        options = {"split_convs": args.split_convs}
+                        split, subpixel = REWRITES[rewrite] if rewrite else (args.split_convs, args.subpixel)
+                        options = {"split_convs": split}
                         if backend_name == "torch":
                             options.update(channels_last=args.channels_last, compile=args.compile or False,
-                                           cuda_graphs=args.cuda_graphs, group_norms=args.group_norms)
+                                           cuda_graphs=args.cuda_graphs, group_norms=args.group_norms,
+                                           subpixel=subpixel)
                         if args.compile and backend_name == "torch":
                             # dynamo caches compiled code per code object (TransformerNet.forward), shared by all
                             # backends of this process; without a reset the recompile limit (8) is reached after a
@@ -353,11 +403,11 @@ def main(argv=None) -> int:
                                                threads=args.threads, **options)
                         entry.update({k: v for k, v in backend.describe().items()
                                       if k in ("channels_last", "compile", "cuda_graphs", "providers", "split_convs",
-                                               "group_norms")})
+                                               "group_norms", "subpixel")})
                         entry.update(time_model(backend, size, args.frames, args.warmup))
                         entry["achieved_tflops"] = round(flops * entry["model_fps"] / 1e12, 4)
                         if clip is not None:
-                            entry.update(time_end_to_end(backend, clip, folder, args.preset))
+                            entry.update(time_end_to_end_each(backend, clip, folder, args.preset, intervals))
                     except Exception as exc:  # one failing combination should not hide the others
                         entry["error"] = f"{type(exc).__name__}: {exc}"
                     report["results"].append(entry)

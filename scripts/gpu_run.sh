@@ -68,6 +68,14 @@ bench)
       threads1) extra=(--compile "${COMPILE_MODE:-default}" --sizes "$LARGEST" --widths 0.25 --preset veryfast --threads 1)
         budget=80 ;;  # not in the default order: end to end with torch on one CPU thread, if OpenMP still interferes
       autotune) extra=(--compile max-autotune-no-cudagraphs --sizes "$LARGEST" --widths 1.0 --preset veryfast); budget=180 ;;
+      rewrites)  # the GPU rewrites (split 9x9 convs, sub-pixel upsampling) against none; e2e with two GIL switch intervals
+        extra=(--compile "${COMPILE_MODE:-default}" --sizes "$LARGEST" --preset veryfast --rewrites none,split+subpixel
+               --switch-intervals 5,0.5); budget=210 ;;
+      reduce_overhead)  # torch.compile's own CUDA graphs: little Python a frame, so less GIL taken from the encoder
+        extra=(--compile reduce-overhead --sizes "$LARGEST" --widths 1.0,0.25 --preset veryfast --rewrites split+subpixel)
+        budget=120 ;;
+      rewrites_autotune) extra=(--compile max-autotune-no-cudagraphs --sizes "$LARGEST" --widths 1.0 --preset veryfast
+               --rewrites split+subpixel); budget=150 ;;
       graphs) extra=(--cuda-graphs); budget=150 ;;
       eager) extra=(); budget=100 ;;
       encode)  # the encoder alone: what caps end-to-end frames/s
@@ -87,7 +95,7 @@ bench)
       *) say "unknown variant $variant"; continue ;;
     esac
     if [ "$DEVICE" != cuda ]; then  # the CPU check: no graphs; small net
-      case $variant in graphs*|autotune) continue ;; compiled*) extra+=(--widths 0.25) ;; esac
+      case $variant in graphs*|*autotune|reduce_overhead) continue ;; compiled*|rewrites) extra+=(--widths 0.25) ;; esac
     fi
     say "bench $variant"
     timeout $budget "$PY" bench/stylize_speed.py --device "$DEVICE" --sizes "$SIZES" --precisions "${PRECISIONS:-auto}" \

@@ -49,6 +49,7 @@ import itertools
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -164,6 +165,10 @@ def _as_input(frame, device: torch.device) -> torch.Tensor:
 #: than one AVX-512 register holds in fp32 (16).  In this network: the 9x9 ``deconv3`` (to RGB) and, for
 #: widths < 0.5, the 9x9 ``conv1``.
 SPLIT_MIN_KERNEL, SPLIT_MAX_OUT_CHANNELS = 5, 15
+#: On CUDA the limit is wider: tensor-core convolutions want many output channels (implicit GEMM's N), and
+#: both 9x9 layers have few (3 and 32 at width 1.0; the 9x9 to RGB took 1.36-1.50 ms of a 5.5 ms frame at
+#: 1080p on an H100, the 6-to-32 one 0.73 ms: torch.compile's autotuning log, reports/bench/gpu_h100_*).
+SPLIT_MAX_OUT_CHANNELS_CUDA = 32
 
 
 class PhaseSplitConv2d(nn.Module):
@@ -209,12 +214,13 @@ class PhaseSplitConv2d(nn.Module):
         return F.pixel_shuffle(F.conv2d(x, self.split_weight, self.split_bias, stride=s), s)
 
 
-def split_thin_convs(net: nn.Module, phases: int = 2) -> list[str]:
+def split_thin_convs(net: nn.Module, phases: int = 2, max_out_channels: int = SPLIT_MAX_OUT_CHANNELS) -> list[str]:
     """Replace (in place) every qualifying ``nn.Conv2d`` of ``net`` by a :class:`PhaseSplitConv2d`.
 
     Qualifying: stride 1, square kernel >= :data:`SPLIT_MIN_KERNEL`, at most
-    :data:`SPLIT_MAX_OUT_CHANNELS` output channels, no padding / groups /
-    dilation.  Returns the names of the replaced modules.
+    ``max_out_channels`` output channels (:data:`SPLIT_MAX_OUT_CHANNELS` for CPU
+    kernels, :data:`SPLIT_MAX_OUT_CHANNELS_CUDA` for GPU ones), no padding /
+    groups / dilation.  Returns the names of the replaced modules.
     """
     replaced = []
     for parent_name, parent in list(net.named_modules()):
@@ -222,8 +228,72 @@ def split_thin_convs(net: nn.Module, phases: int = 2) -> list[str]:
             if (isinstance(child, nn.Conv2d) and child.stride == (1, 1) and child.groups == 1
                     and child.dilation == (1, 1) and child.padding == (0, 0) and child.padding_mode == "zeros"
                     and child.kernel_size[0] == child.kernel_size[1] >= SPLIT_MIN_KERNEL
-                    and child.out_channels <= SPLIT_MAX_OUT_CHANNELS):
+                    and child.out_channels <= max_out_channels):
                 setattr(parent, name, PhaseSplitConv2d(child, phases))
+                replaced.append(f"{parent_name}.{name}" if parent_name else name)
+    return replaced
+
+
+class SubpixelUpsampleConv(nn.Module):
+    """Nearest x2 upsampling, reflection padding 1 and a 3x3 convolution, computed at the low resolution.
+
+    The network's :class:`~stablestyle.models.transformer.UpsampleConvLayer`
+    builds the 4x larger upsampled (and padded) map and convolves it.  Each
+    output pixel ``(2i + a, 2j + b)`` only sees low-resolution pixels around
+    ``(i, j)``: reflection-padding a nearest-upsampled map by one pixel equals
+    upsampling the map padded by one pixel with edge replication, and along each
+    axis the three taps fall on two low-resolution pixels (phase 0: ``w0`` and
+    ``w1 + w2``; phase 1: ``w0 + w1`` and ``w2``).  So one 3x3 convolution of
+    the edge-padded low-resolution map with ``4 x C_out`` channels (one kernel
+    per output phase, folded from the original) followed by
+    :func:`torch.nn.functional.pixel_shuffle` gives the same output (up to
+    summation order), with the same arithmetic, without the upsampled
+    intermediate, and with 4x the output channels per convolution (tensor-core
+    convolutions want many).  Input ``(B, C_in, h, w)``, output ``(B, C_out, 2h, 2w)``.
+    """
+
+    #: ``_FOLD[a][t, i]``: 1 where tap ``i`` of the original kernel lands on low-resolution offset ``t``
+    #: for output phase ``a``.
+    _FOLD = ((
+        (1.0, 0.0, 0.0), (0.0, 1.0, 1.0), (0.0, 0.0, 0.0)), (
+        (0.0, 0.0, 0.0), (1.0, 1.0, 0.0), (0.0, 0.0, 1.0)))
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        conv, pad = getattr(layer, "conv2d", None), getattr(layer, "pad", None)
+        if (not isinstance(conv, nn.Conv2d) or not isinstance(pad, nn.ReflectionPad2d)
+                or tuple(pad.padding) != (1, 1, 1, 1) or conv.kernel_size != (3, 3) or conv.stride != (1, 1)
+                or conv.padding != (0, 0) or conv.dilation != (1, 1) or conv.groups != 1):
+            raise ValueError("SubpixelUpsampleConv needs an upsample layer with ReflectionPad2d(1) and an "
+                             "unpadded, stride-1, ungrouped 3x3 Conv2d")
+        weight = conv.weight.detach()
+        fold = weight.new_tensor(self._FOLD)  # (phase, t, i)
+        # (C_out, a, b, C_in, t_y, t_x) = sum_ij fold[a, t_y, i] * W[o, c, i, j] * fold[b, t_x, j]
+        folded = torch.einsum("ayi,ocij,bxj->oabcyx", fold, weight, fold)
+        self.register_buffer("weight", folded.reshape(4 * conv.out_channels, conv.in_channels, 3, 3).contiguous())
+        self.register_buffer("bias", conv.bias.detach().repeat_interleave(4) if conv.bias is not None else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # edge replication by concatenation: F.pad(mode="replicate") (or clamped indexing) between two
+        # pixel shuffles fails in torch.compile's index simplification ("vr must not be None", torch 2.13)
+        x = torch.cat([x[:, :, :1], x, x[:, :, -1:]], dim=2)
+        x = torch.cat([x[:, :, :, :1], x, x[:, :, :, -1:]], dim=3)
+        return F.pixel_shuffle(F.conv2d(x, self.weight, self.bias), 2)
+
+
+def subpixel_upsample_convs(net: nn.Module) -> list[str]:
+    """Replace (in place) every upsample-then-conv layer of ``net`` by a :class:`SubpixelUpsampleConv`.
+
+    Returns the names of the replaced modules (``deconv1``, ``deconv2`` in a
+    :class:`~stablestyle.models.TransformerNet`).
+    """
+    from .models.transformer import UpsampleConvLayer
+
+    replaced = []
+    for parent_name, parent in list(net.named_modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, UpsampleConvLayer):
+                setattr(parent, name, SubpixelUpsampleConv(child))
                 replaced.append(f"{parent_name}.{name}" if parent_name else name)
     return replaced
 
@@ -328,7 +398,7 @@ def register_backend(name: str) -> Callable[[type[Backend]], type[Backend]]:
 def make_backend(name: str, model, *, device: torch.device | str = "cpu", precision: str = "auto",
                  threads: int | None = None, channels_last: bool = True, compile: bool | str = False,
                  cuda_graphs: bool = False, split_convs: bool | None = None,
-                 group_norms: bool | None = None) -> Backend:
+                 group_norms: bool | None = None, subpixel: bool | None = None) -> Backend:
     """Build the inference backend ``name`` (one of :data:`BACKENDS`) for ``model``.
 
     Args:
@@ -347,9 +417,12 @@ def make_backend(name: str, model, *, device: torch.device | str = "cpu", precis
         cuda_graphs: capture the net in a CUDA graph per input shape (torch backend, CUDA only).
         split_convs: compute thin large-kernel convolutions as strided phases
             (:class:`PhaseSplitConv2d`; same outputs, faster CPU kernels); ``None`` = on CPU only.
+            On CUDA it takes the 9x9 layers with up to :data:`SPLIT_MAX_OUT_CHANNELS_CUDA` outputs.
             For the onnx backend it applies when it exports the network itself.
         group_norms: run instance norms as ``group_norm`` (:class:`GroupInstanceNorm2d`; the same
             function, faster CPU kernels; torch backend); ``None`` = on CPU only.
+        subpixel: compute the upsampling convolutions at the low resolution
+            (:class:`SubpixelUpsampleConv`; the same function; torch backend); ``None`` = off.
     """
     if name not in BACKENDS:
         raise UserError(f"unknown backend {name!r}; valid: {', '.join(sorted(BACKENDS))}")
@@ -365,7 +438,7 @@ def make_backend(name: str, model, *, device: torch.device | str = "cpu", precis
         group_norms = device.type == "cpu"
     if name == "onnx" and precision == "auto":
         precision = "fp32"  # the onnx backend runs fp32 graphs only
-    extra = {"group_norms": bool(group_norms)} if name == "torch" else {}
+    extra = {"group_norms": bool(group_norms), "subpixel": bool(subpixel)} if name == "torch" else {}
     return BACKENDS[name](model, device=device, precision=resolve_precision(precision, device), threads=threads,
                           channels_last=channels_last, compile=compile, cuda_graphs=cuda_graphs,
                           split_convs=bool(split_convs), **extra)
@@ -379,7 +452,7 @@ class TorchBackend(Backend):
 
     def __init__(self, model, *, device: torch.device, precision: str, threads: int | None,
                  channels_last: bool, compile: bool | str, cuda_graphs: bool, split_convs: bool,
-                 group_norms: bool = False) -> None:
+                 group_norms: bool = False, subpixel: bool = False) -> None:
         if not isinstance(model, nn.Module):
             raise UserError(f"the torch backend needs a network (a loaded checkpoint), got {type(model).__name__}; "
                             "an .onnx file runs with --backend onnx")
@@ -390,7 +463,9 @@ class TorchBackend(Backend):
                             "itself), not both")
         super().__init__(device, precision, bool(getattr(model, "recurrent", False)))
         net = copy.deepcopy(model).eval().requires_grad_(False).to(device)
-        self.split_convs = split_thin_convs(net) if split_convs else []
+        limit = SPLIT_MAX_OUT_CHANNELS_CUDA if device.type == "cuda" else SPLIT_MAX_OUT_CHANNELS
+        self.split_convs = split_thin_convs(net, max_out_channels=limit) if split_convs else []
+        self.subpixel = subpixel_upsample_convs(net) if subpixel else []
         self.group_norms = group_instance_norms(net) if group_norms else []
         self.channels_last = bool(channels_last)
         if self.channels_last:
@@ -424,7 +499,7 @@ class TorchBackend(Backend):
     def describe(self) -> dict:
         return {**super().describe(), "channels_last": self.channels_last, "compile": self.compile,
                 "weights_dtype": str(next(self.net.parameters()).dtype).removeprefix("torch."),
-                "cuda_graphs": self.cuda_graphs, "split_convs": self.split_convs,
+                "cuda_graphs": self.cuda_graphs, "split_convs": self.split_convs, "subpixel": self.subpixel,
                 "group_norms": len(self.group_norms),
                 "threads": self.threads or torch.get_num_threads()}
 
@@ -671,7 +746,10 @@ class PipelineStats:
     (decoding is the bottleneck when large); ``encode_wait_s``: time it waited
     for room in the encode queue (encoding is the bottleneck);
     ``first_frame_s``: time until the network handed out its first frame
-    (decoding it, and ``torch.compile``'s compiling), ``None`` without frames.
+    (decoding it, and ``torch.compile``'s compiling), ``None`` without frames;
+    ``decode_s`` / ``encode_s``: time the decoder thread spent getting frames
+    from the source / the encoder thread in ``sink.write`` (a stage's time per
+    frame: the rate it allows on its own, GIL waits and CPU contention included).
     """
 
     frames: int
@@ -679,6 +757,8 @@ class PipelineStats:
     decode_wait_s: float
     encode_wait_s: float
     first_frame_s: float | None = None
+    decode_s: float = 0.0
+    encode_s: float = 0.0
 
     @property
     def fps(self) -> float:
@@ -733,7 +813,8 @@ def _get(q: queue.Queue, stop: threading.Event):
 
 
 def run_pipelined(source: Iterable[np.ndarray], sink, backend: Backend, *, queue_size: int = 8,
-                  total: int | None = None, quiet: bool = True) -> PipelineStats:
+                  total: int | None = None, quiet: bool = True,
+                  switch_interval: float | None = None) -> PipelineStats:
     """Stylize ``source`` into ``sink`` with decode, inference and encode in separate threads.
 
     Args:
@@ -744,6 +825,10 @@ def run_pipelined(source: Iterable[np.ndarray], sink, backend: Backend, *, queue
         backend: runs in the calling thread (``backend.run``, one clip, frame-sequential).
         queue_size: frames buffered between stages (bounded, so memory stays flat).
         total, quiet: progress bar length / silence (:func:`stablestyle.runtime.progress`).
+        switch_interval: the interpreter's thread switch interval (seconds, :func:`sys.setswitchinterval`)
+            during the run, restored afterwards; ``None`` keeps it (5 ms by default).  A shorter one
+            hands the GIL sooner to a thread coming back from C code (the encoder, the decoder) while
+            the inference thread runs Python.
 
     The first error in any stage stops all three and is re-raised here (so a
     sink used as a context manager discards its partial output); Ctrl-C in
@@ -753,11 +838,14 @@ def run_pipelined(source: Iterable[np.ndarray], sink, backend: Backend, *, queue
 
     if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
         raise ValueError(f"queue_size must be a positive integer, got {queue_size!r}")
+    if switch_interval is not None and not switch_interval > 0:
+        raise ValueError(f"switch_interval must be a positive number of seconds, got {switch_interval!r}")
     stop = threading.Event()
     errors: list[BaseException] = []
     decoded: queue.Queue = queue.Queue(maxsize=queue_size)
     encoded: queue.Queue = queue.Queue(maxsize=queue_size)
     waits = {"decode": 0.0, "encode": 0.0}
+    busy = {"decode": 0.0, "encode": 0.0}
     written = [0]
     first_frame_s = None
 
@@ -767,7 +855,13 @@ def run_pipelined(source: Iterable[np.ndarray], sink, backend: Backend, *, queue
 
     def decode() -> None:
         try:
-            for frame in source:
+            frames = iter(source)
+            while True:
+                t0 = time.perf_counter()
+                frame = next(frames, _END)
+                busy["decode"] += time.perf_counter() - t0
+                if frame is _END:
+                    break
                 _put(decoded, frame, stop)
             _put(decoded, _END, stop)
         except _Stopped:
@@ -778,7 +872,9 @@ def run_pipelined(source: Iterable[np.ndarray], sink, backend: Backend, *, queue
     def encode() -> None:
         try:
             while (frame := _get(encoded, stop)) is not _END:
+                t0 = time.perf_counter()
                 sink.write(frame)
+                busy["encode"] += time.perf_counter() - t0
                 written[0] += 1
         except _Stopped:
             pass
@@ -796,6 +892,9 @@ def run_pipelined(source: Iterable[np.ndarray], sink, backend: Backend, *, queue
 
     workers = [threading.Thread(target=decode, name="stablestyle-decode", daemon=True),
                threading.Thread(target=encode, name="stablestyle-encode", daemon=True)]
+    previous_interval = sys.getswitchinterval()
+    if switch_interval is not None:
+        sys.setswitchinterval(switch_interval)
     start = time.perf_counter()
     for w in workers:
         w.start()
@@ -817,10 +916,12 @@ def run_pipelined(source: Iterable[np.ndarray], sink, backend: Backend, *, queue
         stop.set()  # the encoder has drained (or failed): release a decoder blocked on a full queue
         for w in workers:
             w.join()
+        sys.setswitchinterval(previous_interval)
     if errors:
         raise errors[0]
     return PipelineStats(frames=written[0], seconds=time.perf_counter() - start,
-                         decode_wait_s=waits["decode"], encode_wait_s=waits["encode"], first_frame_s=first_frame_s)
+                         decode_wait_s=waits["decode"], encode_wait_s=waits["encode"], first_frame_s=first_frame_s,
+                         decode_s=busy["decode"], encode_s=busy["encode"])
 
 
 # ----------------------------------------------------------------------------- batching independent streams

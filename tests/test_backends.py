@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -10,8 +11,10 @@ import torch
 
 from stablestyle.backends import (
     BACKENDS,
+    SPLIT_MAX_OUT_CHANNELS_CUDA,
     GroupInstanceNorm2d,
     PhaseSplitConv2d,
+    SubpixelUpsampleConv,
     TorchBackend,
     conv_flops,
     frames_to_tensor,
@@ -23,11 +26,13 @@ from stablestyle.backends import (
     split_thin_convs,
     stylize_many,
     stylize_streams,
+    subpixel_upsample_convs,
 )
 from stablestyle.bundled import available
 from stablestyle.checkpoint import load_checkpoint
 from stablestyle.errors import UserError
 from stablestyle.models import TransformerNet
+from stablestyle.models.transformer import UpsampleConvLayer
 from stablestyle.video import open_sink, open_source, to_tensor, to_uint8
 
 #: bf16 vs fp32 (on CPU the whole net cast to bf16): measured max abs 0.017-0.022 and mean abs 0.0034-0.0041
@@ -169,6 +174,45 @@ def test_torch_backend_split_option(split):
     backend = make_backend("torch", net, device="cpu", split_convs=split)
     assert bool(backend.describe()["split_convs"]) is split
     assert any(isinstance(m, PhaseSplitConv2d) for m in backend.net.modules()) is split
+    frames = _frames(2, 24, 28)
+    state = None
+    for f, r in zip(frames, _reference(net, frames)):
+        out, state = backend.step(f, state)
+        torch.testing.assert_close(out, r, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("c_in, c_out, size", [(5, 7, (6, 9)), (3, 2, (1, 1)), (8, 4, (2, 5))])
+def test_subpixel_upsample_conv_equals_upsample_then_conv(c_in, c_out, size):
+    """Upsample x2 + reflect pad 1 + 3x3 conv == a 4-phase 3x3 conv on the edge-padded low-res map, shuffled."""
+    torch.manual_seed(0)
+    layer = UpsampleConvLayer(c_in, c_out, 3).double()
+    x = torch.randn(2, c_in, *size, dtype=torch.float64)
+    sub = SubpixelUpsampleConv(layer)
+    assert sub.weight.shape == (4 * c_out, c_in, 3, 3)
+    out = sub(x)
+    assert out.shape == (2, c_out, 2 * size[0], 2 * size[1])
+    torch.testing.assert_close(out, layer(x), rtol=0, atol=1e-12)
+
+
+def test_subpixel_upsample_convs_rewrites_the_upsampling_layers_only():
+    net = TransformerNet(width=0.25)
+    assert subpixel_upsample_convs(net) == ["deconv1", "deconv2"]
+    assert isinstance(net.deconv1, SubpixelUpsampleConv) and not isinstance(net.deconv3, SubpixelUpsampleConv)
+    with pytest.raises(ValueError, match="ReflectionPad2d"):
+        SubpixelUpsampleConv(UpsampleConvLayer(4, 4, 5))  # 5x5: another padding, not folded here
+
+
+def test_split_thin_convs_cuda_limit_takes_both_9x9_layers():
+    """On CUDA the wider limit also splits the full-width net's 6-to-32 first layer."""
+    net = TransformerNet(width=1.0)
+    assert split_thin_convs(net, max_out_channels=SPLIT_MAX_OUT_CHANNELS_CUDA) == ["conv1.conv2d", "deconv3.conv2d"]
+
+
+@pytest.mark.parametrize("split, subpixel", [(False, True), (True, True)])
+def test_torch_backend_subpixel_option(split, subpixel):
+    net = _net()
+    backend = make_backend("torch", net, device="cpu", split_convs=split, subpixel=subpixel)
+    assert backend.describe()["subpixel"] == ["deconv1", "deconv2"]
     frames = _frames(2, 24, 28)
     state = None
     for f, r in zip(frames, _reference(net, frames)):
@@ -375,6 +419,19 @@ def test_cuda_stylize_streams_equals_running_each_clip_alone():
 
 
 @needs_cuda
+@pytest.mark.parametrize("compile", [False, "default"])
+def test_cuda_rewrites_close_to_plain(compile):
+    """The GPU rewrites (both 9x9 layers phase-split, upsampling convs at low resolution) in fp16 against the
+    plain network in fp16, eager and compiled, at a size that is not a multiple of 4."""
+    net = _net(seed=1, width=1.0)
+    plain = make_backend("torch", net, device="cuda")
+    rewritten = make_backend("torch", net, device="cuda", split_convs=True, subpixel=True, compile=compile)
+    assert rewritten.describe()["split_convs"] == ["conv1.conv2d", "deconv3.conv2d"]
+    for diff in _diffs_over_clip(plain, rewritten, _frames(3, 37, 61), torch.float16):
+        assert diff.max() <= FP16_MAX_ABS and diff.mean() <= FP16_MEAN_ABS, (diff.max().item(), diff.mean().item())
+
+
+@needs_cuda
 def test_cuda_compiled_close_to_eager():
     net = _net(seed=1, width=0.5)
     eager = make_backend("torch", net, device="cuda")
@@ -409,6 +466,18 @@ def test_torch_compile_path_runs():
     backend = make_backend("torch", net, device="cpu", compile="eager")
     for g, r in zip(backend.run(frames), _reference(net, frames)):
         assert np.abs(g.astype(int) - to_uint8(r).astype(int)).max() <= 1
+
+
+def test_torch_compile_inductor_runs_the_rewrites():
+    """Inductor (the default compiler) on the rewritten net: the sub-pixel layers once broke its index
+    simplification (replicate padding between pixel shuffles); the output matches the plain network."""
+    net = _net()
+    frames = _frames(2, 24, 28)
+    backend = make_backend("torch", net, device="cpu", compile="default", split_convs=True, subpixel=True)
+    state = None
+    for f, r in zip(frames, _reference(net, frames)):
+        out, state = backend.step(f, state)
+        torch.testing.assert_close(out, r, rtol=0, atol=1e-4)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
@@ -506,6 +575,25 @@ def test_run_pipelined_times_the_first_frame():
     assert stats.fps_after_first > 2 * stats.fps  # the slow start weighs on the overall rate only
     empty = run_pipelined(iter([]), _ListSink(), SlowStart())
     assert empty.frames == 0 and empty.first_frame_s is None and empty.fps_after_first is None
+
+
+def test_run_pipelined_times_each_stage_and_restores_the_switch_interval():
+    class SlowSink(_ListSink):
+        def write(self, frame):
+            time.sleep(0.02)
+            super().write(frame)
+
+    before = sys.getswitchinterval()
+    stats = run_pipelined(iter(_frames(5)), SlowSink(), PassThroughBackend(), switch_interval=0.0005)
+    assert sys.getswitchinterval() == before
+    assert stats.frames == 5 and 5 * 0.02 <= stats.encode_s < stats.seconds and 0 <= stats.decode_s < stats.seconds
+    with pytest.raises(ValueError, match="switch_interval"):
+        run_pipelined(iter(_frames(1)), _ListSink(), PassThroughBackend(), switch_interval=0)
+
+
+class PassThroughBackend:
+    def run(self, frames):
+        yield from frames
 
 
 def _failing_source(frames, at):
