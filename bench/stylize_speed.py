@@ -74,13 +74,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="CPU threads (torch and onnxruntime)")
     p.add_argument("--no-channels-last", dest="channels_last", action="store_false")
     p.add_argument("--split-convs", dest="split_convs", action="store_true", default=None,
-                   help="force the phase-split thin convs on (default: on for CPU, off for CUDA)")
+                   help="force the phase-split thin convs on (the default)")
     p.add_argument("--no-split-convs", dest="split_convs", action="store_false", help="force them off")
     p.add_argument("--group-norms", dest="group_norms", action="store_true", default=None,
                    help="force instance norm as group_norm on (torch backend; default: on for CPU, off for CUDA)")
     p.add_argument("--no-group-norms", dest="group_norms", action="store_false", help="force it off")
     p.add_argument("--subpixel", action="store_true", default=None,
-                   help="upsampling convolutions at the low resolution (torch backend; default off)")
+                   help="upsampling convolutions at the low resolution (torch backend; the default)")
+    p.add_argument("--no-subpixel", dest="subpixel", action="store_false", help="force them off")
     p.add_argument("--rewrites", default=None,
                    help=f"comma-separated, each timed as its own combination: {', '.join(REWRITES)} "
                         "(overrides --split-convs / --subpixel)")

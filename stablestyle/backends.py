@@ -13,7 +13,11 @@ One interface, several engines (a small registry, :data:`BACKENDS`):
   instead of using autocast: autocast keeps instance norm in fp32 and
   converts every layer's activations there and back, which cost 45% of the
   small net's time (40 against 22 frames/s, the same accuracy;
-  docs/PERFORMANCE.md).
+  docs/PERFORMANCE.md).  On both devices two rewrites that keep the
+  function give the convolutions shapes their kernels run faster: the thin
+  9x9 layers split into output phases (:class:`PhaseSplitConv2d`) and the
+  upsampling layers computed at the low resolution
+  (:class:`SubpixelUpsampleConv`).
 * ``"onnx"`` -- onnxruntime on a graph from :mod:`stablestyle.export` (CPU
   execution provider; the CUDA one when the device is CUDA and the
   installed onnxruntime has it).  The recurrent state is an explicit graph
@@ -159,7 +163,7 @@ def _as_input(frame, device: torch.device) -> torch.Tensor:
     raise TypeError(f"frame must be a uint8 numpy array or a float tensor, got {type(frame).__name__}")
 
 
-# ----------------------------------------------------------------------------- CPU rewrite of thin, wide convs
+# ----------------------------------------------------------------------------- rewrites that keep the function
 
 #: Convolutions that :func:`split_thin_convs` rewrites: stride 1, kernel >= 5, and fewer output channels
 #: than one AVX-512 register holds in fp32 (16).  In this network: the 9x9 ``deconv3`` (to RGB) and, for
@@ -416,13 +420,16 @@ def make_backend(name: str, model, *, device: torch.device | str = "cpu", precis
             process can reach its recompile limit (later ones then run eagerly, with a warning).
         cuda_graphs: capture the net in a CUDA graph per input shape (torch backend, CUDA only).
         split_convs: compute thin large-kernel convolutions as strided phases
-            (:class:`PhaseSplitConv2d`; same outputs, faster CPU kernels); ``None`` = on CPU only.
-            On CUDA it takes the 9x9 layers with up to :data:`SPLIT_MAX_OUT_CHANNELS_CUDA` outputs.
-            For the onnx backend it applies when it exports the network itself.
+            (:class:`PhaseSplitConv2d`; same outputs, faster kernels); ``None`` = on.  On CUDA it
+            takes the 9x9 layers with up to :data:`SPLIT_MAX_OUT_CHANNELS_CUDA` outputs.  For the
+            onnx backend it applies when it exports the network itself.
         group_norms: run instance norms as ``group_norm`` (:class:`GroupInstanceNorm2d`; the same
             function, faster CPU kernels; torch backend); ``None`` = on CPU only.
         subpixel: compute the upsampling convolutions at the low resolution
-            (:class:`SubpixelUpsampleConv`; the same function; torch backend); ``None`` = off.
+            (:class:`SubpixelUpsampleConv`; the same function; torch backend); ``None`` = on.
+            Both rewrites together: 1080p fp16 compiled on an H200 1.23x (width 1.0) to 1.6x
+            (width 0.25); CPU, 640x360, two threads: 1.1-1.2x fp32, up to 1.08x bf16
+            (docs/PERFORMANCE.md).
     """
     if name not in BACKENDS:
         raise UserError(f"unknown backend {name!r}; valid: {', '.join(sorted(BACKENDS))}")
@@ -433,7 +440,9 @@ def make_backend(name: str, model, *, device: torch.device | str = "cpu", precis
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise UserError(f"threads must be a positive whole number, got {threads!r}")
     if split_convs is None:
-        split_convs = device.type == "cpu"
+        split_convs = True
+    if subpixel is None:
+        subpixel = True
     if group_norms is None:
         group_norms = device.type == "cpu"
     if name == "onnx" and precision == "auto":
@@ -494,6 +503,7 @@ class TorchBackend(Backend):
                      "max-autotune); the frame rate counts that wait")
         self.cuda_graphs = bool(cuda_graphs)
         self._graphs: dict[tuple, tuple] = {}  # shape -> (graph, static frame, static prev, static out)
+        self._compiled_graphs = compile in ("reduce-overhead", "max-autotune") and device.type == "cuda"
         self._dtype = _DTYPES[precision]
 
     def describe(self) -> dict:
@@ -535,6 +545,13 @@ class TorchBackend(Backend):
             state = x.to(self._dtype, copy=True)
         if self.cuda_graphs:
             out = self._graph_step(x, state)
+        elif self._compiled_graphs:
+            # torch.compile's own CUDA graphs (reduce-overhead, max-autotune) write every output into one
+            # static buffer, which the next replay overwrites: the output doubles as the next frame's state
+            # and is handed out after that replay, so it is copied (on the H200: "accessing tensor output of
+            # CUDAGraphs that has been overwritten by a subsequent run" without it)
+            torch.compiler.cudagraph_mark_step_begin()
+            out = self._call(x, state if self.recurrent else None).clone()
         else:
             out = self._call(x, state if self.recurrent else None)
         return out, (out if self.recurrent else None)

@@ -342,8 +342,8 @@ def _torch_backend(net, device: str, precision: str):
     """The torch backend at ``precision``; built directly because :func:`make_backend` refuses fp16 on CPU
     (slow kernels), while the numerics -- fp16 autocast over the same network -- are what is checked here."""
     return TorchBackend(net, device=torch.device(device), precision=precision, threads=None, channels_last=True,
-                        compile=False, cuda_graphs=False, split_convs=device == "cpu",
-                        group_norms=device == "cpu")
+                        compile=False, cuda_graphs=False, split_convs=True, group_norms=device == "cpu",
+                        subpixel=True)
 
 
 @pytest.mark.parametrize("device", FP16_DEVICES)
@@ -429,6 +429,19 @@ def test_cuda_rewrites_close_to_plain(compile):
     assert rewritten.describe()["split_convs"] == ["conv1.conv2d", "deconv3.conv2d"]
     for diff in _diffs_over_clip(plain, rewritten, _frames(3, 37, 61), torch.float16):
         assert diff.max() <= FP16_MAX_ABS and diff.mean() <= FP16_MEAN_ABS, (diff.max().item(), diff.mean().item())
+
+
+@needs_cuda
+def test_cuda_compile_mode_with_graphs_keeps_each_output():
+    """torch.compile's CUDA-graph modes (reduce-overhead; max-autotune takes the same path, minutes to tune)
+    reuse one output buffer; every frame handed out and every state fed back must still be that frame's
+    (the streaming run hands frame t out after frame t+1 is launched)."""
+    net = _net(seed=1, width=0.25)
+    eager = make_backend("torch", net, device="cuda")
+    compiled = make_backend("torch", net, device="cuda", compile="reduce-overhead")
+    frames = _frames(4, 37, 61)
+    for a, b in zip(eager.run(frames), compiled.run(frames)):
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 2
 
 
 @needs_cuda
