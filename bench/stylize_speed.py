@@ -90,6 +90,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "(the first fills e2e_*; all under e2e_by_switch_interval_ms; default: Python's)")
     p.add_argument("--compile", default=None, help="torch.compile mode for the torch backend (e.g. default)")
     p.add_argument("--cuda-graphs", action="store_true", help="capture the torch backend in CUDA graphs")
+    p.add_argument("--weights", choices=("bundled", "random"), default="bundled",
+                   help="bundled (default): a bundled recurrent model's weights for each width that has one "
+                        "(0.5, 0.25), random init (seed 0) for the others; random: random init everywhere. Speed "
+                        "of the network does not depend on them, the end-to-end encoder's does: a random net's "
+                        "noisy frames took x264 1.6-2x the CPU time of a trained style's (docs/PERFORMANCE.md)")
     p.add_argument("--frames", type=int, default=20, help="timed frames, model-only")
     p.add_argument("--warmup", type=int, default=3, help="untimed frames first")
     p.add_argument("--end-to-end", action="store_true", help="also time file-to-file stylization")
@@ -187,6 +192,24 @@ def time_model(backend, size: tuple[int, int], frames: int, warmup: int) -> dict
         result["model_ms_median"] = round(1000 * float(np.median(per_frame)), 1)
         result["model_ms_min"] = round(1000 * float(np.min(per_frame)), 1)
     return result
+
+
+def network(width: float, weights: str = "bundled") -> tuple[torch.nn.Module, str]:
+    """``(recurrent net of this width in fp32, where its weights come from)``: the first bundled recurrent
+    model of that width (the default style's family first) when ``weights == "bundled"``, else random init
+    with seed 0 (``"random"``)."""
+    if weights == "bundled":
+        from stablestyle.bundled import DEFAULT_MODEL, available
+        from stablestyle.checkpoint import load_checkpoint
+
+        names = [n for n in available() if not n.endswith("-perframe")]
+        names.sort(key=lambda n: (not n.startswith(DEFAULT_MODEL), n))
+        for name in names:
+            net = load_checkpoint(name)[0]
+            if net.recurrent and net.width == width:
+                return net.float().eval(), name
+    torch.manual_seed(0)
+    return TransformerNet(width=width).eval(), "random"
 
 
 def clip_source(clip: str) -> Path:
@@ -382,12 +405,11 @@ def main(argv=None) -> int:
                 report["io_only"].append(io_only)
                 print(json.dumps(io_only), file=sys.stderr)
             for width in widths:
-                torch.manual_seed(0)
-                net = TransformerNet(width=width).eval()
+                net, weights = network(width, args.weights)
                 flops = conv_flops(net, size[1], size[0])["total"]
                 for (backend_name, prec), rewrite in itertools.product(combos, rewrites):
                     entry = {"size": f"{size[0]}x{size[1]}", "width": width, "backend": backend_name,
-                             "precision": prec, "gflop_per_frame": round(flops / 1e9, 3)}
+                             "precision": prec, "weights": weights, "gflop_per_frame": round(flops / 1e9, 3)}
                     try:
                         split, subpixel = REWRITES[rewrite] if rewrite else (args.split_convs, args.subpixel)
                         options = {"split_convs": split}

@@ -40,16 +40,22 @@ def _fps(value) -> str:
     return f"{value:.1f}" if isinstance(value, (int, float)) else "-"
 
 
+def _rewrites(row: dict) -> str:
+    """Which function-preserving rewrites a row ran with (``split``, ``subpixel``; JSON before them: ``-``)."""
+    names = [name for name, key in (("split", "split_convs"), ("subpixel", "subpixel")) if row.get(key)]
+    return "+".join(names) or ("none" if "subpixel" in row else "-")
+
+
 def speed_table(rows: list[dict]) -> str:
-    lines = ["| variant | size | width | precision | model fps | end-to-end fps | x264 preset |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| variant | size | width | precision | rewrites | model fps | end-to-end fps | x264 preset |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['variant']} | {r.get('size')} | {r.get('width')} | {r.get('precision')} | "
-                         f"error: {r['error'][:80]} | | |")
+                         f"{_rewrites(r)} | error: {r['error'][:80]} | | |")
             continue
-        lines.append(f"| {r['variant']} | {r['size']} | {r['width']} | {r['precision']} | {_fps(r.get('model_fps'))} "
-                     f"| {_fps(r.get('e2e_fps'))} | {r.get('e2e_x264_preset', '-')} |")
+        lines.append(f"| {r['variant']} | {r['size']} | {r['width']} | {r['precision']} | {_rewrites(r)} "
+                     f"| {_fps(r.get('model_fps'))} | {_fps(r.get('e2e_fps'))} | {r.get('e2e_x264_preset', '-')} |")
     return "\n".join(lines)
 
 

@@ -5,8 +5,9 @@
 #
 #   bash scripts/gpu_run.sh bench   CUDA tests of the backends and of training; bench/stylize_speed.py (fp16,
 #                                   model-only and end-to-end, JSON): torch.compile (COMPILE_MODE, default
-#                                   "default") at 1080p with the veryfast and medium H.264 presets, CUDA graphs,
-#                                   eager; bench/encode_speed.py and bench/pipeline_io.py at 1080p; VARIANTS picks
+#                                   "default") at 1080p with and without the conv rewrites, max-autotune, the
+#                                   veryfast / superfast / medium H.264 presets, CUDA graphs, eager;
+#                                   bench/encode_speed.py and bench/pipeline_io.py at 1080p; VARIANTS picks
 #                                   and orders the stages
 #   (15 device minutes a session, starts included: bench with timeout_s=540 leaves no room for train;
 #    for both, shorten bench with VARIANTS, e.g. "pipeline compiled_veryfast", then train with timeout_s=330)
@@ -58,10 +59,12 @@ bench)
   # A session has 15 device minutes, the machine's start included: the stages run most-wanted first (the
   # 1080p targets) and each has its own budget; together they exceed the call's 540 s, which cuts the last. Each stage's per-combination JSON lines also go to the log as
   # they come, so a stage cut short still reports.
-  # Default order (2026-11-26 measured graphs, eager, encode and both compiled presets on an H200): first what
-  # says whether the host-copy / encoder fixes lifted end to end, then whether autotuning lifts the full-width
-  # net past 200 frames/s, then the rest again.
-  for variant in ${VARIANTS:-pipeline compiled_veryfast autotune compiled encode graphs eager}; do
+  # Default order (2026-11-27: pipeline, compiled_veryfast and autotune measured on an H100; rewrites,
+  # rewrites_autotune, compiled, threads1 and the superfast / ultrafast presets on an H200): first the
+  # rewrites on this GPU with trained weights (the e2e clip's encoder sees real stylized frames), then
+  # autotuning on top, the superfast preset end to end, torch.compile's CUDA graphs (fixed since they failed),
+  # then the rest again.
+  for variant in ${VARIANTS:-rewrites rewrites_autotune superfast reduce_overhead compiled encode graphs eager}; do
     case $variant in
       compiled_veryfast) extra=(--compile "${COMPILE_MODE:-default}" --sizes "$LARGEST" --preset veryfast); budget=120 ;;
       compiled) extra=(--compile "${COMPILE_MODE:-default}" --sizes "$LARGEST" --widths 1.0,0.25); budget=100 ;;
@@ -74,6 +77,7 @@ bench)
       reduce_overhead)  # torch.compile's own CUDA graphs: little Python a frame, so less GIL taken from the encoder
         extra=(--compile reduce-overhead --sizes "$LARGEST" --widths 1.0,0.25 --preset veryfast --rewrites split+subpixel)
         budget=120 ;;
+      superfast) extra=(--compile "${COMPILE_MODE:-default}" --sizes "$LARGEST" --preset superfast); budget=100 ;;
       rewrites_autotune) extra=(--compile max-autotune-no-cudagraphs --sizes "$LARGEST" --widths 1.0 --preset veryfast
                --rewrites split+subpixel); budget=150 ;;
       graphs) extra=(--cuda-graphs); budget=150 ;;
@@ -95,7 +99,7 @@ bench)
       *) say "unknown variant $variant"; continue ;;
     esac
     if [ "$DEVICE" != cuda ]; then  # the CPU check: no graphs; small net
-      case $variant in graphs*|*autotune|reduce_overhead) continue ;; compiled*|rewrites) extra+=(--widths 0.25) ;; esac
+      case $variant in graphs*|*autotune|reduce_overhead) continue ;; compiled*|rewrites|superfast) extra+=(--widths 0.25) ;; esac
     fi
     say "bench $variant"
     timeout $budget "$PY" bench/stylize_speed.py --device "$DEVICE" --sizes "$SIZES" --precisions "${PRECISIONS:-auto}" \

@@ -57,6 +57,32 @@ def test_stylize_speed_group_norms_switch(flag, converted):
     assert "error" not in entry and entry["group_norms"] == (norms if converted else 0) and norms > 0
 
 
+def test_stylize_speed_weights_rewrites_and_switch_intervals(bikes_clip):
+    """Bundled weights where a width has them (random init otherwise, or with --weights random); one
+    combination per --rewrites entry; one end-to-end run per switch interval, with stage times."""
+    args = ["--device", "cpu", "--sizes", "64x48", "--backends", "torch", "--threads", "1", "--frames", "1",
+            "--warmup", "0", "--end-to-end", "--e2e-frames", "3", "--clip", bikes_clip]
+    report = json.loads(bench("stylize_speed.py", *args, "--widths", "1.0,0.25", "--rewrites", "none,split+subpixel",
+                              "--switch-intervals", "5,0.5").stdout)
+    rows = {(r["width"], bool(r["subpixel"])): r for r in report["results"]}
+    assert set(rows) == {(1.0, False), (1.0, True), (0.25, False), (0.25, True)}
+    assert rows[1.0, True]["weights"] == "random" and rows[0.25, True]["weights"] == "scream-small"
+    assert rows[0.25, True]["split_convs"] == ["conv1.conv2d", "deconv3.conv2d"] and rows[0.25, False]["split_convs"] == []
+    for r in rows.values():
+        assert "error" not in r, r
+        assert set(r["e2e_by_switch_interval_ms"]) == {"5", "0.5"} and r["e2e_switch_interval_ms"] == 5.0
+        assert r["e2e_encode_ms"] > 0 and r["e2e_decode_ms"] > 0 and r["e2e_first_frame_s"] > 0
+    report = json.loads(bench("stylize_speed.py", *args, "--widths", "0.25", "--weights", "random").stdout)
+    assert [r["weights"] for r in report["results"]] == ["random"]
+
+
+@pytest.mark.parametrize("flag, message", [(("--rewrites", "fast"), "unknown --rewrites fast"),
+                                           (("--switch-intervals", "0"), "--switch-intervals takes positive")])
+def test_stylize_speed_bad_options_are_one_line(flag, message):
+    done = bench("stylize_speed.py", "--device", "cpu", "--sizes", "32x32", "--widths", "0.25", *flag, expect=2)
+    assert message in done.stderr.strip().splitlines()[-1] and "Traceback" not in done.stderr
+
+
 def test_stylize_speed_bad_clip_is_a_one_line_error(tmp_path):
     done = bench("stylize_speed.py", "--device", "cpu", "--sizes", "64x48", "--widths", "0.25", "--backends", "onnx",
                  "--frames", "1", "--warmup", "0", "--end-to-end", "--clip", tmp_path / "nope.mp4", expect=2)
@@ -102,6 +128,13 @@ def test_encode_speed_stylized_odd_size(bikes_clip):
                               "--model", "scream-small", "--clip", bikes_clip).stdout)
     assert report["model"] == "scream-small" and report["frames"] == 2
     assert 25 < report["results"]["ultrafast"]["psnr_db"] < 80
+
+
+def test_encode_speed_random_net(bikes_clip):
+    """--model random-w<width>: what bench/stylize_speed.py --weights random hands the encoder."""
+    report = json.loads(bench("encode_speed.py", "--size", "64x48", "--frames", "2", "--presets", "ultrafast",
+                              "--model", "random-w0.25", "--clip", bikes_clip).stdout)
+    assert report["model"] == "random-w0.25" and 20 < report["results"]["ultrafast"]["psnr_db"] < 80
 
 
 def test_pipeline_io(bikes_clip):
