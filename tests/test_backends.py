@@ -208,6 +208,17 @@ def test_split_thin_convs_cuda_limit_takes_both_9x9_layers():
     assert split_thin_convs(net, max_out_channels=SPLIT_MAX_OUT_CHANNELS_CUDA) == ["conv1.conv2d", "deconv3.conv2d"]
 
 
+@pytest.mark.parametrize("device, compile, expected", [
+    ("cpu", False, ["deconv1", "deconv2"]), ("cpu", "eager", []),
+    pytest.param("cuda", "eager", ["deconv1", "deconv2"], marks=pytest.mark.skipif(
+        not torch.cuda.is_available(), reason="needs a CUDA GPU")),
+])
+def test_subpixel_default(device, compile, expected):
+    """On by default, except on a CPU with torch.compile (Inductor's CPU code for it is slower)."""
+    backend = make_backend("torch", _net(), device=device, compile=compile)
+    assert backend.describe()["subpixel"] == expected
+
+
 @pytest.mark.parametrize("split, subpixel", [(False, True), (True, True)])
 def test_torch_backend_subpixel_option(split, subpixel):
     net = _net()
