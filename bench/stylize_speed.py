@@ -94,7 +94,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="bundled (default): a bundled recurrent model's weights for each width that has one "
                         "(0.5, 0.25), random init (seed 0) for the others; random: random init everywhere. Speed "
                         "of the network does not depend on them, the end-to-end encoder's does: a random net's "
-                        "noisy frames took x264 1.6-2x the CPU time of a trained style's (docs/PERFORMANCE.md)")
+                        "noisy frames took x264 2.1x the CPU time of a trained style's (docs/PERFORMANCE.md)")
     p.add_argument("--frames", type=int, default=20, help="timed frames, model-only")
     p.add_argument("--warmup", type=int, default=3, help="untimed frames first")
     p.add_argument("--end-to-end", action="store_true", help="also time file-to-file stylization")
