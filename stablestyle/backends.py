@@ -871,15 +871,16 @@ def run_pipelined(source: Iterable[np.ndarray], sink, backend: Backend, *, queue
         errors.append(exc)
         stop.set()
 
+    def timed(totals: dict, key: str, get: Callable):
+        t0 = time.perf_counter()
+        item = get()
+        totals[key] += time.perf_counter() - t0
+        return item
+
     def decode() -> None:
         try:
             frames = iter(source)
-            while True:
-                t0 = time.perf_counter()
-                frame = next(frames, _END)
-                busy["decode"] += time.perf_counter() - t0
-                if frame is _END:
-                    break
+            while (frame := timed(busy, "decode", lambda: next(frames, _END))) is not _END:
                 _put(decoded, frame, stop)
             _put(decoded, _END, stop)
         except _Stopped:
@@ -890,9 +891,7 @@ def run_pipelined(source: Iterable[np.ndarray], sink, backend: Backend, *, queue
     def encode() -> None:
         try:
             while (frame := _get(encoded, stop)) is not _END:
-                t0 = time.perf_counter()
-                sink.write(frame)
-                busy["encode"] += time.perf_counter() - t0
+                timed(busy, "encode", lambda: sink.write(frame))
                 written[0] += 1
         except _Stopped:
             pass
@@ -900,12 +899,7 @@ def run_pipelined(source: Iterable[np.ndarray], sink, backend: Backend, *, queue
             fail(exc)
 
     def inputs() -> Iterator[np.ndarray]:
-        while True:
-            t0 = time.perf_counter()
-            frame = _get(decoded, stop)
-            waits["decode"] += time.perf_counter() - t0
-            if frame is _END:
-                return
+        while (frame := timed(waits, "decode", lambda: _get(decoded, stop))) is not _END:
             yield frame
 
     workers = [threading.Thread(target=decode, name="stablestyle-decode", daemon=True),
