@@ -47,15 +47,18 @@ def _rewrites(row: dict) -> str:
 
 
 def speed_table(rows: list[dict]) -> str:
-    lines = ["| variant | size | width | precision | rewrites | model fps | end-to-end fps | x264 preset |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| variant | size | width | precision | rewrites | weights | model fps | end-to-end fps | x264 preset |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        # the end-to-end rate depends on the weights (a random net's frames are x264's worst case); JSON from
+        # before the bench recorded them always used random-init nets
+        head = (f"| {r['variant']} | {r.get('size')} | {r.get('width')} | {r.get('precision')} | {_rewrites(r)} "
+                f"| {r.get('weights', 'random')} |")
         if "error" in r:
-            lines.append(f"| {r['variant']} | {r.get('size')} | {r.get('width')} | {r.get('precision')} | "
-                         f"{_rewrites(r)} | error: {r['error'][:80]} | | |")
+            lines.append(f"{head} error: {r['error'][:80]} | | |")
             continue
-        lines.append(f"| {r['variant']} | {r['size']} | {r['width']} | {r['precision']} | {_rewrites(r)} "
-                     f"| {_fps(r.get('model_fps'))} | {_fps(r.get('e2e_fps'))} | {r.get('e2e_x264_preset', '-')} |")
+        lines.append(f"{head} {_fps(r.get('model_fps'))} | {_fps(r.get('e2e_fps'))} "
+                     f"| {r.get('e2e_x264_preset', '-')} |")
     return "\n".join(lines)
 
 

@@ -40,8 +40,9 @@ def test_collects_speed_tables_targets_and_runs(tmp_path):
     _speed(back / "speed_graphs_veryfast.json", [_row("1920x1080", 1.0, 240.0, 70.0),
                                                   {"size": "1920x1080", "width": 0.5, "error": "RuntimeError: x"},
                                                   _row("1920x1080", 0.5, 260.0, 65.0, split_convs=["conv1.conv2d"],
-                                                       subpixel=["deconv1"]),
-                                                  _row("1920x1080", 0.5, 200.0, 61.0, split_convs=[], subpixel=[])])
+                                                       subpixel=["deconv1"], weights="scream"),
+                                                  _row("1920x1080", 0.5, 200.0, 61.0, split_convs=[], subpixel=[],
+                                                       weights="random")])
     (back / "tests_bench.txt").write_text("....\n34 passed in 20.1s\n")
     (back / "bench.log").write_text("[23:30:13] tests (CUDA)\n[23:30:43] tests exit 0 (37 passed in 24.87s)\n")
     (back / "encode_1920x1080.json").write_text(json.dumps(
@@ -64,9 +65,10 @@ def test_collects_speed_tables_targets_and_runs(tmp_path):
     out = done.stdout
     assert "tests_bench.txt: 34 passed in 20.1s" in out and "bench.log: tests exit 0 (37 passed in 24.87s)" in out
     assert "Device: NVIDIA H100 80GB HBM3" in out
-    assert "| graphs | 1920x1080 | 1.0 | fp16 | - | 250.0 | 40.0 | medium |" in out  # JSON from before the rewrites
-    assert "| graphs_veryfast | 1920x1080 | 0.5 | fp16 | split+subpixel | 260.0 | 65.0 | medium |" in out
-    assert "| graphs_veryfast | 1920x1080 | 0.5 | fp16 | none | 200.0 | 61.0 | medium |" in out
+    # JSON from before the rewrites and the weights were recorded
+    assert "| graphs | 1920x1080 | 1.0 | fp16 | - | random | 250.0 | 40.0 | medium |" in out
+    assert "| graphs_veryfast | 1920x1080 | 0.5 | fp16 | split+subpixel | scream | 260.0 | 65.0 | medium |" in out
+    assert "| graphs_veryfast | 1920x1080 | 0.5 | fp16 | none | random | 200.0 | 61.0 | medium |" in out
     assert "error: RuntimeError: x" in out and "- graphs, 1920x1080, medium: 88.5" in out
     # width 1.0: model-only from graphs, end to end from the veryfast preset; width 0.25 misses end to end
     assert ("- 1920x1080, width 1.0: model_fps 250.0 (graphs) vs >= 200: reached; e2e_fps 70.0 (graphs_veryfast) "
