@@ -6,7 +6,8 @@ times a few frames of *each* variant in turn, and the per-frame times are
 pooled per variant; the median and the minimum are reported.
 
 Variants: backend (torch / onnx) x precision (fp32 / bf16, torch only) x
-phase-split thin convolutions on / off (:class:`stablestyle.backends.PhaseSplitConv2d`), instance
+phase-split thin convolutions on / off (:class:`stablestyle.backends.PhaseSplitConv2d`), with or
+without the sub-pixel upsampling layers (:class:`stablestyle.backends.SubpixelUpsampleConv`), instance
 norm as group norm (:class:`stablestyle.backends.GroupInstanceNorm2d`, the default) or as PyTorch's
 ``instance_norm``, plus channels-last off and ``torch.compile`` when asked.  Example::
 
@@ -43,17 +44,21 @@ def main(argv=None) -> int:
     torch.manual_seed(0)
     net = TransformerNet(width=args.width).eval()
     variants = {}
-    for split in (True, False):
-        tag = "split" if split else "plain"
-        variants[f"torch fp32 {tag}"] = ("torch", dict(precision="fp32", split_convs=split))
-        variants[f"torch bf16 {tag}"] = ("torch", dict(precision="bf16", split_convs=split))
-        variants[f"onnx fp32 {tag}"] = ("onnx", dict(precision="fp32", split_convs=split))
+    # "split": phase-split thin convs only; "split+subpixel": with the sub-pixel upsampling layers too (the
+    # eager default since 2026-11-27); "plain": neither
+    for tag, split, subpixel in (("split+subpixel", True, True), ("split", True, False), ("plain", False, False)):
+        variants[f"torch fp32 {tag}"] = ("torch", dict(precision="fp32", split_convs=split, subpixel=subpixel))
+        variants[f"torch bf16 {tag}"] = ("torch", dict(precision="bf16", split_convs=split, subpixel=subpixel))
+        if not subpixel:  # the onnx backend exports the network without that rewrite
+            variants[f"onnx fp32 {tag}"] = ("onnx", dict(precision="fp32", split_convs=split))
     # instance norm as PyTorch runs it (reshape + batch norm) against the group-norm rewrite the backend uses
-    variants["torch fp32 split instance-norm"] = ("torch", dict(precision="fp32", group_norms=False))
-    variants["torch bf16 split instance-norm"] = ("torch", dict(precision="bf16", group_norms=False))
+    variants["torch fp32 split instance-norm"] = ("torch", dict(precision="fp32", group_norms=False, subpixel=False))
+    variants["torch bf16 split instance-norm"] = ("torch", dict(precision="bf16", group_norms=False, subpixel=False))
     if args.channels_first:
-        variants["torch fp32 split channels-first"] = ("torch", dict(precision="fp32", channels_last=False))
-        variants["torch bf16 split channels-first"] = ("torch", dict(precision="bf16", channels_last=False))
+        variants["torch fp32 split channels-first"] = ("torch", dict(precision="fp32", channels_last=False,
+                                                                     subpixel=False))
+        variants["torch bf16 split channels-first"] = ("torch", dict(precision="bf16", channels_last=False,
+                                                                     subpixel=False))
     if args.compile:
         variants["torch fp32 split compile"] = ("torch", dict(precision="fp32", compile=True))
         variants["torch bf16 split compile"] = ("torch", dict(precision="bf16", compile=True))
