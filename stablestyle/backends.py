@@ -171,7 +171,8 @@ def _as_input(frame, device: torch.device) -> torch.Tensor:
 SPLIT_MIN_KERNEL, SPLIT_MAX_OUT_CHANNELS = 5, 15
 #: On CUDA the limit is wider: tensor-core convolutions want many output channels (implicit GEMM's N), and
 #: both 9x9 layers have few (3 and 32 at width 1.0; the 9x9 to RGB took 1.36-1.50 ms of a 5.5 ms frame at
-#: 1080p on an H100, the 6-to-32 one 0.73 ms: torch.compile's autotuning log, reports/bench/gpu_h100_*).
+#: 1080p on an H100, the 6-to-32 one 0.73 ms: torch.compile's autotuning log,
+#: reports/bench/gpu_h100_autotune_convs.md).
 SPLIT_MAX_OUT_CHANNELS_CUDA = 32
 
 
