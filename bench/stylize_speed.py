@@ -9,6 +9,10 @@ For every combination of frame size x network width x backend x precision:
   holds the same pipeline per size with the network left out (what decoding
   and encoding alone allow); ``e2e_cpu_cores`` is the process's CPU time over
   wall time (near the core count: the CPU is saturated, spinning included);
+* ``weights``: the bundled model whose weights the net of that width has
+  (``--weights bundled``, the default) or ``random`` (seed 0): the network's
+  speed does not depend on them, the end-to-end encoder's does (a random
+  net's noisy frames are x264's worst case);
 * ``gflop_per_frame``: counted from the network's conv layers
   (:func:`stablestyle.backends.conv_flops`), and the fraction of the device's
   peak that ``model_fps`` reaches.  The peak is *measured* here with a large
