@@ -227,14 +227,23 @@ def split_thin_convs(net: nn.Module, phases: int = 2, max_out_channels: int = SP
     kernels, :data:`SPLIT_MAX_OUT_CHANNELS_CUDA` for GPU ones), no padding /
     groups / dilation.  Returns the names of the replaced modules.
     """
+    def thin(m: nn.Module) -> bool:
+        return (isinstance(m, nn.Conv2d) and m.stride == (1, 1) and m.groups == 1 and m.dilation == (1, 1)
+                and m.padding == (0, 0) and m.padding_mode == "zeros"
+                and m.kernel_size[0] == m.kernel_size[1] >= SPLIT_MIN_KERNEL and m.out_channels <= max_out_channels)
+
+    return _replace_children(net, thin, lambda conv: PhaseSplitConv2d(conv, phases))
+
+
+def _replace_children(net: nn.Module, match: Callable[[nn.Module], bool],
+                      replace: Callable[[nn.Module], nn.Module]) -> list[str]:
+    """Put ``replace(child)`` in place of every submodule of ``net`` that ``match``-es (in place); returns
+    the replaced modules' names.  The rewrites below share it."""
     replaced = []
     for parent_name, parent in list(net.named_modules()):
         for name, child in list(parent.named_children()):
-            if (isinstance(child, nn.Conv2d) and child.stride == (1, 1) and child.groups == 1
-                    and child.dilation == (1, 1) and child.padding == (0, 0) and child.padding_mode == "zeros"
-                    and child.kernel_size[0] == child.kernel_size[1] >= SPLIT_MIN_KERNEL
-                    and child.out_channels <= max_out_channels):
-                setattr(parent, name, PhaseSplitConv2d(child, phases))
+            if match(child):
+                setattr(parent, name, replace(child))
                 replaced.append(f"{parent_name}.{name}" if parent_name else name)
     return replaced
 
@@ -294,13 +303,7 @@ def subpixel_upsample_convs(net: nn.Module) -> list[str]:
     """
     from .models.transformer import UpsampleConvLayer
 
-    replaced = []
-    for parent_name, parent in list(net.named_modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, UpsampleConvLayer):
-                setattr(parent, name, SubpixelUpsampleConv(child))
-                replaced.append(f"{parent_name}.{name}" if parent_name else name)
-    return replaced
+    return _replace_children(net, lambda m: isinstance(m, UpsampleConvLayer), SubpixelUpsampleConv)
 
 
 #: Below this many channels CPU bf16 ``group_norm`` on channels-last tensors takes a slow path (5.3 ms
@@ -339,13 +342,9 @@ def group_instance_norms(net: nn.Module) -> list[str]:
 
     The parameters are shared, not copied.  Returns the names of the replaced modules.
     """
-    replaced = []
-    for parent_name, parent in list(net.named_modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, nn.InstanceNorm2d) and child.affine and not child.track_running_stats:
-                setattr(parent, name, GroupInstanceNorm2d(child))
-                replaced.append(f"{parent_name}.{name}" if parent_name else name)
-    return replaced
+    return _replace_children(
+        net, lambda m: isinstance(m, nn.InstanceNorm2d) and m.affine and not m.track_running_stats,
+        GroupInstanceNorm2d)
 
 
 # ----------------------------------------------------------------------------- registry
