@@ -172,12 +172,15 @@ def bottleneck_note(stats, preset: str | None) -> str | None:
     if preset is None:
         return f"writing the output images held the network up for {wait:.1f} of {stats.seconds:.1f} s"
     faster = X264_PRESETS[: X264_PRESETS.index(preset)]
-    advice = ("; --preset veryfast encodes about twice as fast as medium at a similar size" if "veryfast" in faster
-              else "; --preset superfast is faster still (1080p file to file on a 16-core GPU machine: 74 frames/s "
-                   "against 58 at veryfast), ultrafast fastest, with files about 3x veryfast's"
-              if "superfast" in faster
-              else "; --preset ultrafast is faster still, with files about 3x veryfast's" if faster
-              else "")
+    if "veryfast" in faster:
+        advice = "; --preset veryfast encodes about twice as fast as medium at a similar size"
+    elif "superfast" in faster:
+        advice = ("; --preset superfast is faster still (1080p file to file on a 16-core GPU machine: 74 frames/s "
+                  "against 58 at veryfast), ultrafast fastest, with files about 3x veryfast's")
+    elif faster:
+        advice = "; --preset ultrafast is faster still, with files about 3x veryfast's"
+    else:
+        advice = ""
     return (f"the H.264 encoder held the network up for {wait:.1f} of {stats.seconds:.1f} s "
             f"(--preset {preset}){advice}")
 
