@@ -40,8 +40,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     import cv2
-    from stylize_speed import _csv, clip_source  # bench/ is on sys.path when this runs as a script
+    from stylize_speed import _csv, clip_source, network  # bench/ is on sys.path when this runs as a script
 
+    from stablestyle.errors import UserError
     from stablestyle.video import open_sink, open_source
 
     w, h = (int(v) for v in args.size.lower().split("x"))
@@ -57,12 +58,11 @@ def main(argv=None) -> int:
         from stablestyle.checkpoint import load_checkpoint
 
         if args.model.startswith("random-w"):
-            import torch
-
-            from stablestyle.models import TransformerNet
-
-            torch.manual_seed(0)
-            model = TransformerNet(width=float(args.model.removeprefix("random-w"))).eval()
+            try:
+                width = float(args.model.removeprefix("random-w"))
+            except ValueError:
+                raise UserError(f"--model {args.model}: random-w takes a width, e.g. random-w1.0") from None
+            model, _ = network(width, "random")
         else:
             model, _ = load_checkpoint(args.model)
         frames = list(make_backend("torch", model, device="cpu", precision="fp32").run(frames))

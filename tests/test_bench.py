@@ -137,6 +137,10 @@ def test_encode_speed_random_net(bikes_clip):
     report = json.loads(bench("encode_speed.py", "--size", "64x48", "--frames", "2", "--presets", "ultrafast",
                               "--model", "random-w0.25", "--clip", bikes_clip).stdout)
     assert report["model"] == "random-w0.25" and 20 < report["results"]["ultrafast"]["psnr_db"] < 80
+    done = bench("encode_speed.py", "--size", "64x48", "--frames", "1", "--model", "random-wide", "--clip", bikes_clip,
+                 expect=2)
+    assert done.stderr.strip().splitlines()[-1].startswith("error: --model random-wide: random-w takes a width")
+    assert "Traceback" not in done.stderr
 
 
 def test_pipeline_io(bikes_clip):
