@@ -59,11 +59,10 @@ bench)
   # A session has 15 device minutes, the machine's start included: the stages run most-wanted first (the
   # 1080p targets) and each has its own budget; together they exceed the call's 540 s, which cuts the last. Each stage's per-combination JSON lines also go to the log as
   # they come, so a stage cut short still reports.
-  # Default order (2026-11-27: pipeline, compiled_veryfast and autotune measured on an H100; rewrites,
-  # rewrites_autotune, compiled, threads1 and the superfast / ultrafast presets on an H200): first the
-  # rewrites on this GPU with trained weights (the e2e clip's encoder sees real stylized frames), then
-  # autotuning on top, the superfast preset end to end, torch.compile's CUDA graphs (fixed since they failed),
-  # then the rest again.
+  # Default order: the 1080p targets first (the rewrites with trained weights where a width has them, autotuning
+  # on top, the superfast preset end to end, torch.compile's CUDA graphs), then the rest. All of it up to
+  # encode ran on an H100 in the second 2026-11-27 session (522 s); pipeline, compiled_veryfast and autotune
+  # on an H100 and threads1 and the ultrafast preset on an H200 in the first.
   for variant in ${VARIANTS:-rewrites rewrites_autotune superfast reduce_overhead compiled encode graphs eager}; do
     case $variant in
       compiled_veryfast) extra=(--compile "${COMPILE_MODE:-default}" --sizes "$LARGEST" --preset veryfast); budget=120 ;;
