@@ -122,6 +122,17 @@ def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+def _positive_ms(value: str, given: str) -> float:
+    """One ``--switch-intervals`` entry as positive milliseconds (``given``: the whole option, for the error)."""
+    try:
+        ms = float(value)
+        if ms > 0:
+            return ms
+    except ValueError:
+        pass
+    raise UserError(f"--switch-intervals takes positive milliseconds, got {given!r}")
+
+
 def _size(text: str) -> tuple[int, int]:
     w, h = text.lower().split("x")
     return int(w), int(h)
@@ -352,12 +363,9 @@ def main(argv=None) -> int:
     unknown = [r for r in rewrites if r not in REWRITES and r is not None]
     if unknown:
         raise UserError(f"unknown --rewrites {', '.join(unknown)}; valid: {', '.join(REWRITES)}")
-    try:
-        intervals = [float(v) for v in _csv(args.switch_intervals)] if args.switch_intervals else [None]
-    except ValueError:
-        intervals = [0.0]
-    if any(not v > 0 for v in intervals if v is not None):
-        raise UserError(f"--switch-intervals takes positive milliseconds, got {args.switch_intervals!r}")
+    # an option naming no interval (",") is an error too, not an empty list of runs
+    intervals = ([_positive_ms(v, args.switch_intervals) for v in _csv(args.switch_intervals) or [""]]
+                 if args.switch_intervals else [None])
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     name = device_name(device)

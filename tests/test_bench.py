@@ -78,7 +78,9 @@ def test_stylize_speed_weights_rewrites_and_switch_intervals(bikes_clip):
 
 
 @pytest.mark.parametrize("flag, message", [(("--rewrites", "fast"), "unknown --rewrites fast"),
-                                           (("--switch-intervals", "0"), "--switch-intervals takes positive")])
+                                           (("--switch-intervals", "0"), "--switch-intervals takes positive"),
+                                           (("--switch-intervals", "5,x"), "--switch-intervals takes positive"),
+                                           (("--switch-intervals", ","), "--switch-intervals takes positive")])
 def test_stylize_speed_bad_options_are_one_line(flag, message):
     done = bench("stylize_speed.py", "--device", "cpu", "--sizes", "32x32", "--widths", "0.25", *flag, expect=2)
     assert message in done.stderr.strip().splitlines()[-1] and "Traceback" not in done.stderr
