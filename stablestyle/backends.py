@@ -428,8 +428,10 @@ def make_backend(name: str, model, *, device: torch.device | str = "cpu", precis
         subpixel: compute the upsampling convolutions at the low resolution
             (:class:`SubpixelUpsampleConv`; the same function; torch backend); ``None`` = on, except
             on a CPU with ``compile`` (Inductor's CPU code for it ran 0.59-0.86x as fast).  Both
-            rewrites together: 1080p fp16 compiled on an H200 1.23x (width 1.0) to 1.6x (width
-            0.25); the sub-pixel layers on a CPU, eager, 640x360, two threads, interleaved A/B:
+            rewrites together, 1080p fp16 compiled: on an H100 1.22x (width 1.0) and 1.53x (width
+            0.5), none at width 0.25 in its one A/B (there ``reduce-overhead``'s CUDA graphs helped);
+            on an H200 1.23x to 1.6x;
+            the sub-pixel layers on a CPU, eager, 640x360, two threads, interleaved A/B:
             1.07-1.08x fp32, 1.01-1.02x bf16 (``bench/cpu_variants.py``; docs/PERFORMANCE.md).
     """
     if name not in BACKENDS:
