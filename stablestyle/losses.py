@@ -121,6 +121,60 @@ def style_loss(feats: Mapping[str, torch.Tensor], target_grams: Mapping[str, tor
     return _reduce(total, reduction)
 
 
+#: Keeps the relative terms finite for an all-black content or a flat style image.
+ENERGY_EPS = 1e-30
+
+
+def feature_energy(feat: torch.Tensor) -> torch.Tensor:
+    """``mean(F^2)`` per sample: the energy that normalises a content or Gram term.
+
+    ``feat``: ``(B, ...)`` any float dtype.  Returns ``(B,)`` float32 (float64
+    for float64 input), detached (a normaliser, not a term to optimise), plus
+    :data:`ENERGY_EPS`.
+    """
+    with _no_autocast(feat):
+        return _fp32(feat.detach()).square().flatten(1).mean(1) + ENERGY_EPS
+
+
+def relative_content_loss(feat: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Content loss relative to the target's energy: ``mean((F - P)^2) / mean(P^2)`` per sample.
+
+    :func:`content_loss` divided by :func:`feature_energy` of ``target``, so
+    it does not change when every activation of the loss network is scaled by
+    a constant (Caffe-scale weights with 0-255 activations give the same value
+    as torchvision's).  Johnson et al. 2016 weight the raw term instead, which
+    ties their weights to one set of VGG weights.  ``(B, C, H, W)`` inputs;
+    ``reduction="none"`` gives ``(B,)``.
+    """
+    raw = content_loss(feat, target, "none")
+    energy = feature_energy(target)
+    return _reduce(raw / (energy if energy.shape[0] == raw.shape[0] else energy.expand_as(raw)), reduction)
+
+
+def relative_style_loss(feats: Mapping[str, torch.Tensor], target_grams: Mapping[str, torch.Tensor],
+                        layers: Sequence[str], reduction: str = "mean") -> torch.Tensor:
+    """Style loss relative to the targets' energy, averaged over layers.
+
+    ``(1 / L) sum_l mean((G_l - A_l)^2) / mean(A_l^2)`` with ``G_l`` the
+    output's and ``A_l`` the style image's Gram matrices (:func:`gram_matrix`).
+    Each layer is divided by its own target energy, so every layer counts
+    alike whatever its activation scale (Gatys et al. 2016 weight layers by
+    ``1 / (4 N_l^2 M_l^2)`` and Johnson et al. not at all, both of which make
+    the balance depend on the VGG weights).  0 for a perfect match; about 1
+    when the output's Grams are far from the targets.  Arguments as
+    :func:`style_loss`.
+    """
+    if not layers:
+        raise ValueError("relative_style_loss needs at least one layer")
+    total = None
+    for name in layers:
+        if name not in target_grams:
+            raise ValueError(f"style layer {name!r} missing from the targets; they have {list(target_grams)}")
+        term = style_loss(feats, target_grams, (name,), "none") / feature_energy(target_grams[name])
+        total = term if total is None else total + term
+    return _reduce(total / len(layers), reduction)
+
+
 def tv_loss(img: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Total variation ``mean((x[i, j+1] - x[i, j])^2) + mean((x[i+1, j] - x[i, j])^2)``.
 
@@ -191,6 +245,10 @@ def temporal_loss(out: torch.Tensor, warped_prev: torch.Tensor, mask: torch.Tens
 class PerceptualLoss(nn.Module):
     """Content, style and TV terms for a batch of outputs (Johnson et al. 2016); unweighted.
 
+    Content and style are relative to their targets' energy
+    (:func:`relative_content_loss`, :func:`relative_style_loss`), so the loss
+    weights mean the same with any VGG-16 weights file.
+
     Args:
         vgg: frozen feature extractor (``forward(x in [0,1]) -> {tap: (B,C,H,W)}``,
             e.g. :func:`stablestyle.models.load_vgg16`) providing ``content_layer``
@@ -235,8 +293,8 @@ class PerceptualLoss(nn.Module):
         out_feats = {name: f[:b] for name, f in feats.items()}
         target = feats[self.content_layer][b:].detach()
         return {
-            "content": content_loss(out_feats[self.content_layer], target, reduction),
-            "style": style_loss(out_feats, self.target_grams, self.style_layers, reduction),
+            "content": relative_content_loss(out_feats[self.content_layer], target, reduction),
+            "style": relative_style_loss(out_feats, self.target_grams, self.style_layers, reduction),
             "tv": tv_loss(output, reduction),
         }
 
@@ -330,72 +388,3 @@ class LossWeights:
         if unknown or not terms:
             raise ValueError(f"unknown loss term(s) {unknown or '(none given)'}; valid: {', '.join(weights)}")
         return sum(weights[name] * value for name, value in terms.items())  # type: ignore[return-value]
-
-
-def measure_loss_magnitudes(vgg: nn.Module, style_image: torch.Tensor, contents: torch.Tensor,
-                            seeds: Sequence[int] = (0, 1, 2), width: float = 1.0) -> dict[str, float]:
-    """Mean raw ``content`` / ``style`` / ``tv`` terms of random-init ``TransformerNet`` outputs.
-
-    The measurement behind :class:`LossWeights`' defaults.  ``style_image``
-    ``(1, 3, H, W)``, ``contents`` ``(B, 3, H, W)``, both in ``[0, 1]``; one
-    freshly initialised (``torch.manual_seed(seed)``) net per seed.
-    """
-    from .models import TransformerNet
-
-    loss = PerceptualLoss(vgg, style_image)
-    sums: dict[str, float] = {}
-    with torch.no_grad():
-        for seed in seeds:
-            torch.manual_seed(seed)
-            net = TransformerNet(width=width).to(contents.device)
-            out, _ = net(contents)
-            for name, value in loss.evaluate(out, contents).items():
-                sums[name] = sums.get(name, 0.0) + float(value.mean()) / len(seeds)
-    return sums
-
-
-def _resize(img: torch.Tensor, size: int, crop: bool) -> torch.Tensor:
-    """Shorter side to ``size`` then a centre ``size x size`` crop (``crop``), else longer side to ``size``."""
-    h, w = img.shape[-2:]
-    scale = size / (min(h, w) if crop else max(h, w))
-    img = torch.nn.functional.interpolate(img, size=(max(1, round(h * scale)), max(1, round(w * scale))),
-                                          mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
-    if crop:
-        top, left = (img.shape[-2] - size) // 2, (img.shape[-1] - size) // 2
-        img = img[..., top:top + size, left:left + size]
-    return img
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m stablestyle.losses``: print raw loss magnitudes (see :class:`LossWeights`)."""
-    import argparse
-
-    from .models import load_vgg16
-    from .paths import assets_dir
-    from .video import read_image, to_tensor
-
-    parser = argparse.ArgumentParser(prog="python -m stablestyle.losses", description=main.__doc__)
-    parser.add_argument("--style", default="scream", help="name in $STABLESTYLE_ASSETS/styles or a path")
-    parser.add_argument("--content", nargs="+",
-                        default=["ccpl_chicago", "lst_in16", "rerevst_img_3", "examples_amber"],
-                        help="names in $STABLESTYLE_ASSETS/content or paths")
-    parser.add_argument("--size", type=int, default=256)
-    args = parser.parse_args(argv)
-
-    def find(name: str, folder: str) -> str:
-        if Path(name).is_file():
-            return name
-        return str(assets_dir(required=True) / folder / f"{name}.jpg")
-
-    style = _resize(to_tensor(read_image(find(args.style, "styles"))), args.size, crop=False)
-    contents = torch.cat([_resize(to_tensor(read_image(find(c, "content"))), args.size, crop=True)
-                          for c in args.content])
-    raw = measure_loss_magnitudes(load_vgg16(), style, contents)
-    weights = LossWeights().as_dict()
-    for name, value in raw.items():
-        print(f"{name:8s} raw {value:10.4g}   x default weight {value * weights[name]:10.4g}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

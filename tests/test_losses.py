@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from stablestyle.losses import (LossWeights, PerceptualLoss, content_loss, gram_matrix, masked_mean,
+                                relative_content_loss, relative_style_loss,
                                 style_loss, temporal_loss, tv_loss)
 
 
@@ -197,8 +198,8 @@ def test_perceptual_terms_are_unweighted_definitions(encoder):
     terms = loss(output, content)
     out_feats, content_feats = encoder(output), encoder(content)
     style_grams = {k: gram_matrix(v) for k, v in encoder(style).items()}
-    torch.testing.assert_close(terms["content"], content_loss(out_feats["b"], content_feats["b"]))
-    torch.testing.assert_close(terms["style"], style_loss(out_feats, style_grams, ("a", "b")))
+    torch.testing.assert_close(terms["content"], relative_content_loss(out_feats["b"], content_feats["b"]))
+    torch.testing.assert_close(terms["style"], relative_style_loss(out_feats, style_grams, ("a", "b")))
     torch.testing.assert_close(terms["tv"], tv_loss(output))
     per_sample = loss.evaluate(output, content)
     assert all(v.shape == (2,) and not v.requires_grad for v in per_sample.values())
@@ -260,31 +261,80 @@ def test_weights_reject_negative_and_non_finite(field, value):
         LossWeights(**{field: value})
 
 
-def test_default_weights_balance_measured_magnitudes():
-    """The documented measurement (scream, 256 px): contributions of the same order, style ahead."""
-    weights = LossWeights()
-    content, style = 2.1e5 * weights.content, 4.1e5 * weights.style
-    assert 1.0 < content < 10.0 and 1.0 < style / content < 10.0
+def _scaled_vgg(k: float):
+    """The shared VGG with every activation multiplied by ``k``: conv1_1's weights and all biases times ``k``.
+
+    ReLU and max-pooling are positively homogeneous, so scaling the first layer
+    and every bias scales each tap exactly: the change of activation scale
+    between Caffe-trained and torchvision weights, without any other change.
+    """
+    from stablestyle.models import load_vgg16
+
+    vgg = load_vgg16()
+    with torch.no_grad():
+        vgg.features[0].weight.mul_(k)
+        for module in vgg.features:
+            if isinstance(module, nn.Conv2d):
+                module.bias.mul_(k)
+    return vgg
 
 
-class NamedTapsEncoder(TinyEncoder):
-    """TinyEncoder under VGG's tap names, for code that uses the default layers."""
+@pytest.mark.parametrize("k", [1e-2, 30.0])
+def test_normalised_losses_and_gradients_do_not_depend_on_the_activation_scale(k):
+    from stablestyle.models import load_vgg16
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        taps = super().forward(x)
-        return {"relu1_2": taps["a"], "relu2_2": taps["b"], "relu3_3": taps["b"], "relu4_3": taps["b"]}
+    gen = torch.Generator().manual_seed(5)
+    style, content = torch.rand(1, 3, 40, 48, generator=gen), torch.rand(2, 3, 32, 40, generator=gen)
+    output = torch.rand(2, 3, 32, 40, generator=gen)
+    base, scaled = load_vgg16(), _scaled_vgg(k)
+    features = base(content)["relu3_3"], scaled(content)["relu3_3"]
+    torch.testing.assert_close(features[1], k * features[0], rtol=1e-4, atol=1e-5 * k * float(features[0].abs().max()))
+    results = []
+    for vgg in (base, scaled):
+        x = output.clone().requires_grad_(True)
+        terms = PerceptualLoss(vgg, style)(x, content)
+        LossWeights(content=1.0, style=3.0, tv=0.0).total(terms).backward()
+        results.append(({n: float(v.detach()) for n, v in terms.items()}, x.grad))
+    for name in ("content", "style"):
+        assert results[1][0][name] == pytest.approx(results[0][0][name], rel=1e-3)
+    cosine = torch.nn.functional.cosine_similarity(results[0][1].flatten(), results[1][1].flatten(), dim=0)
+    assert cosine > 0.9999
+    raw = [content_loss(vgg(output)["relu3_3"], vgg(content)["relu3_3"]) for vgg in (base, scaled)]
+    assert float(raw[1] / raw[0]) == pytest.approx(k * k, rel=1e-3)  # the raw term is what moved
 
 
-def test_measure_loss_magnitudes_averages_fresh_nets_over_seeds():
-    """The measurement behind LossWeights' defaults: raw terms of random-init nets, the mean over seeds."""
-    from stablestyle.losses import measure_loss_magnitudes
+def test_every_style_layer_counts_alike(encoder):
+    """Relative style loss: each layer divided by its own target energy, then the mean over layers."""
+    torch.manual_seed(6)
+    style, output = torch.rand(1, 3, 12, 12), torch.rand(2, 3, 12, 12)
+    feats = encoder(output)
+    grams = {k: gram_matrix(v) for k, v in encoder(style).items()}
+    from stablestyle.losses import relative_style_loss
 
-    gen = torch.Generator().manual_seed(3)
-    style, contents = torch.rand(1, 3, 32, 32, generator=gen), torch.rand(2, 3, 24, 24, generator=gen)
-    both = measure_loss_magnitudes(NamedTapsEncoder(), style, contents, seeds=(0, 1), width=0.25)
-    one = [measure_loss_magnitudes(NamedTapsEncoder(), style, contents, seeds=(s,), width=0.25) for s in (0, 1)]
-    assert set(both) >= {"content", "style", "tv"}
-    for name in ("content", "style", "tv"):
-        assert both[name] > 0 and torch.isfinite(torch.tensor(both[name]))
-        assert both[name] == pytest.approx((one[0][name] + one[1][name]) / 2, rel=1e-6)
-    assert one[0]["content"] != one[1]["content"]  # each seed is a different fresh net
+    per_layer = [style_loss(feats, grams, (n,), "none") / grams[n].square().flatten(1).mean(1) for n in "ab"]
+    torch.testing.assert_close(relative_style_loss(feats, grams, ("a", "b"), "none"),
+                               (per_layer[0] + per_layer[1]) / 2)
+    louder = {"a": feats["a"] * 100.0, "b": feats["b"]}
+    louder_grams = {"a": grams["a"] * 1e4, "b": grams["b"]}
+    torch.testing.assert_close(relative_style_loss(louder, louder_grams, ("a", "b")),
+                               relative_style_loss(feats, grams, ("a", "b")), rtol=1e-5, atol=0)
+
+
+def test_vgg_weights_of_another_activation_scale_get_a_warning(tmp_path, caplog):
+    """A copy of the shared weights scaled like torchvision's (activations / 100): loads, with a warning."""
+    import logging
+
+    from stablestyle.models.vgg import activation_scale, load_vgg16
+
+    vgg = _scaled_vgg(0.01)
+    assert activation_scale(load_vgg16()) == pytest.approx(1.0, rel=1e-3)
+    assert activation_scale(vgg) == pytest.approx(0.01, rel=1e-3)
+    path = tmp_path / "scaled.pth"
+    torch.save({f"features.{k}": v for k, v in vgg.features.state_dict().items()}, path)
+    with caplog.at_level(logging.WARNING, logger="stablestyle.models.vgg"):
+        load_vgg16(path)
+    assert "0.01x those of the weights the default loss weights were chosen with" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="stablestyle.models.vgg"):
+        load_vgg16()
+    assert caplog.text == ""

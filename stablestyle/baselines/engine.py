@@ -24,7 +24,7 @@ from ..losses import LossWeights
 from ..models.vgg import load_vgg16
 from ..runtime import progress
 from ..video import to_tensor, to_uint8
-from .objective import feature_energy, frame_terms, gram_energy, style_grams
+from .objective import frame_terms, style_grams
 from .options import OptimOptions
 from .temporal import WarpedPrevious, fill_outside, long_term_masks, warp_previous
 
@@ -176,7 +176,7 @@ def _optimize_clip(frames: Iterable[np.ndarray], style: np.ndarray, options: Opt
     offsets = sorted(options.long_term_offsets) if (temporal and options.long_term) else [1]
     keep = max(offsets) if (temporal or init == "prev-warped") else 0
     history: deque[tuple[np.ndarray, Tensor]] = deque(maxlen=keep)  # (input, result) at the working size
-    grams = style_norm = None
+    grams = None
     shape = None
     for index, frame in enumerate(frames):
         _check_image(frame, f"frame {index}")
@@ -192,12 +192,10 @@ def _optimize_clip(frames: Iterable[np.ndarray], style: np.ndarray, options: Opt
         small = _resize(frame, height, width)
         if grams is None:  # style targets once per clip (Gatys et al. 2016, Eq. 5), at the working scale
             grams = _style_targets(vgg, style, options.style_size or max(height, width), options.style_layers)
-            style_norm = gram_energy(grams)
         content = to_tensor(small, device=device)
         with torch.no_grad():
             feats = vgg(content)
         targets = {layer: feats[layer] for layer in options.content_layers}
-        content_norm = feature_energy(targets, options.content_layers)
 
         previous = []
         if history and (temporal or init == "prev-warped"):
@@ -212,8 +210,7 @@ def _optimize_clip(frames: Iterable[np.ndarray], style: np.ndarray, options: Opt
         x0 = _start_image(init, content, previous[0] if previous else None, seed=options.seed + index)
 
         def objective(x: Tensor) -> dict[str, Tensor]:
-            return frame_terms(vgg(x), x, content_targets=targets, content_norm=content_norm, grams=grams,
-                               style_norm=style_norm, refs=refs)
+            return frame_terms(vgg(x), x, content_targets=targets, grams=grams, refs=refs)
 
         iterations = options.first_iterations if (index == 0 and options.first_iterations) else options.iterations
         result, terms = optimize_image(x0, objective, weights=options.weights, iterations=iterations,

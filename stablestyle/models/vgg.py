@@ -9,7 +9,10 @@ needed keys are taken).
 Input convention (torchvision): RGB in ``[0, 1]``, normalised inside with the
 ImageNet mean / std.  Note that the shared weights were trained on Caffe
 (0-255) input, so activations, and hence raw content / Gram losses, are on
-that larger scale (see :class:`stablestyle.losses.LossWeights`).
+that larger scale; the losses divide by their targets' energy so the loss
+weights do not depend on it (:mod:`stablestyle.losses`).  The default weights
+were chosen with those shared weights, and :func:`load_vgg16` warns when a
+file's activation scale is far from theirs (:func:`activation_scale`).
 """
 
 from __future__ import annotations
@@ -112,6 +115,35 @@ class VGG16Features(nn.Module):
             if index in self._taps:
                 out[self._taps[index]] = h
         return {name: out[name] for name in self.layers}
+
+
+#: RMS of ``relu3_3`` on :func:`_probe_image` with the shared ``vgg16_features.pth`` (the
+#: weights :class:`stablestyle.losses.LossWeights`' defaults were chosen with).
+CALIBRATED_RELU3_3_RMS = 1519.0
+#: :func:`load_vgg16` warns when a file's scale differs from the calibrated one by more than this factor.
+SCALE_TOLERANCE = 10.0
+
+
+def _probe_image() -> torch.Tensor:
+    """A fixed ``(1, 3, 32, 32)`` test card: two ramps and a checkerboard, in ``[0, 1]``."""
+    y = torch.linspace(0, 1, 32).view(1, 1, 32, 1).expand(1, 1, 32, 32)
+    x = torch.linspace(0, 1, 32).view(1, 1, 1, 32).expand(1, 1, 32, 32)
+    return torch.cat([y, x, ((x * 8).floor() + (y * 8).floor()) % 2], 1)
+
+
+@torch.no_grad()
+def activation_scale(vgg: VGG16Features) -> float:
+    """``relu3_3``'s RMS on a fixed test card relative to the shared weights' (1.0 = the calibrated scale).
+
+    Caffe-trained weights (0-255 input) give about 1; torchvision's own give
+    activations about a hundred times smaller.  ``nan`` when ``vgg`` has no
+    ``relu3_3`` tap.
+    """
+    if "relu3_3" not in vgg.layers:
+        return float("nan")
+    device = next(vgg.parameters()).device
+    feat = vgg(_probe_image().to(device))["relu3_3"]
+    return float(feat.float().square().mean().sqrt()) / CALIBRATED_RELU3_3_RMS
 
 
 def _download_hint() -> str:
@@ -225,4 +257,10 @@ def load_vgg16(weights: str | Path | None = None, device: torch.device | str | N
                             f"{tuple(tensor.shape)}; is this a VGG-16 state dict?")
     model.features.load_state_dict({k: state[f"features.{k}"].float() for k in expected})
     log.debug("loaded VGG-16 weights from %s", path)
+    scale = activation_scale(model)
+    if not (1 / SCALE_TOLERANCE <= scale <= SCALE_TOLERANCE) and scale == scale:
+        log.warning("VGG-16 weights %s give activations %.3gx those of the weights the default loss weights "
+                    "were chosen with (vgg16_features.pth, Caffe scale); content and style are normalised "
+                    "by their targets' energy, so training still works, but the balance between layers may "
+                    "differ: compare samples before trusting the defaults", path, scale)
     return model.to(device or "cpu")
