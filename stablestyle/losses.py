@@ -322,53 +322,39 @@ def check_loss_weight(name: str, value: object) -> None:
 class LossWeights:
     """Loss weights; :meth:`total` is the one place they are applied.
 
-    Normalisation of the unweighted terms they multiply:
+    The unweighted terms they multiply:
 
-    * ``content``: MSE of ``relu3_3`` features (:func:`content_loss`);
-    * ``style``: sum over relu1_2, relu2_2, relu3_3, relu4_3 of the MSE of
-      Gram matrices normalised by ``C H W`` (:func:`style_loss`);
+    * ``content``: :func:`relative_content_loss` of the content tap (1 for
+      an output whose features are as far from the photo's as the photo's are
+      from zero; ~1.3 for a random-init network);
+    * ``style``: :func:`relative_style_loss`, the mean over the style taps of
+      the Gram MSE divided by the style Gram's energy (~0.7-0.96 for a
+      random-init network's output or the photo itself, 0 for a perfect match);
     * ``tv``: mean squared neighbour difference, both directions, image in
       ``[0, 1]`` (:func:`tv_loss`);
     * ``temporal``: reliability-masked squared difference divided by ``3 H W``,
       image in ``[0, 1]`` (:func:`temporal_loss`).
 
-    These are Johnson et al.'s normalisations, and the shared VGG weights are
-    on his Caffe (0-255) activation scale, so content and style terms are
-    ~1e5-1e6.  The defaults scale them to O(1) (readable logs; no fp16
-    overflow of a scaled loss under mixed precision; Adam is scale-invariant
-    anyway).  Measured with the shared weights at 256x256: random-init
-    ``TransformerNet()`` outputs for 4 content photos, 3 seeds, style image
-    resized to 256 px on its long side (``python -m stablestyle.losses
-    --style scream``)::
+    Content and style are relative to their targets' energy, so these weights
+    mean the same with any VGG-16 weights file (a uniformly rescaled loss
+    network gives identical losses; ``tests/test_losses.py``).
 
-        term      raw value (scream)  x default weight
-        content   2.1e5               2.1
-        style     4.1e5               8.1
-        tv        5.7e-3              3.4e-4
-
-    The raw style term depends on the style image: over the 23 shared styles
-    it spans 2.6e5 (flower_of_life) to 4.6e6 (asheville), median ~9.7e5
-    (candy 2.9e6), i.e. 1x-20x the content term at equal weights (same
-    measurement, 2 photos, 1 seed).
-
-    * ``content`` = 1e-5, ``style`` = 2e-5: style starts a few times (scream
-      ~4x, the median style ~9x) the content contribution, the same order;
-      Johnson et al.'s code uses 1 : 5 on the same scale.  Lower ``style`` for
-      styles with a large raw term (candy, mosaic) if outputs lose content.
-    * ``tv`` = 0.06: Johnson's ``tv_strength`` 1e-6 acts on 0-255 images as
-      ``(1e-6 / 2) sum(d^2)``; at 256x256 that is ``0.0325 * 3 * 256^2 * tv``
-      = 6.4e3 ``tv`` in raw content units, i.e. 0.064 at ``content`` = 1e-5.
-      A weak regulariser (contribution ~1e-3 of the content term).
+    * ``content`` = 1, ``style`` = 10: with these, L-BFGS from noise on a
+      held-out photo, run to convergence at 256 px, takes on the painting's
+      strokes and palette for the bundled styles while the photo's shapes stay
+      readable (``configs/style_weights.yaml`` holds the per-style choice;
+      ``bench/quality.py`` draws the optimised images; docs/MODELS.md).
+    * ``tv`` = 0.05: a weak regulariser against single-pixel speckle (its
+      contribution is ~1e-3 of the content term for a typical output).
     * ``temporal`` = 200: a residual flicker of RMS 0.1 (~25 grey levels, plainly
       visible) over reliable pixels gives a raw term of ~0.01, which then
-      costs about as much as the content term at the start (2.1), so
-      flicker is traded against content, while a stable output (RMS 0.02 ->
-      0.08) costs little.
+      costs about as much as the content term at the start, so flicker is
+      traded against content, while a stable output costs little.
     """
 
-    content: float = 1e-5
-    style: float = 2e-5
-    tv: float = 0.06
+    content: float = 1.0
+    style: float = 10.0
+    tv: float = 0.05
     temporal: float = 200.0
 
     def __post_init__(self) -> None:

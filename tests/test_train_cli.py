@@ -267,7 +267,7 @@ def test_config_default_reads_the_dataclasses():
     from stablestyle.commands.train import config_default
     from stablestyle.losses import LossWeights
 
-    assert config_default("weights.style") == f"{LossWeights().style:g}" == "2e-05"
+    assert config_default("weights.style") == f"{LossWeights().style:g}" == "10"
     assert (config_default("steps"), config_default("channels_last")) == ("40000", "off")
     assert config_default("style_layers") == "relu1_2 relu2_2 relu3_3 relu4_3"
 
