@@ -29,14 +29,19 @@ What this module computes for a style image (resized so its long side is
 
       risk = 0.5 * log2(T / median(T_ref))
 
-  i.e. log2 of the solution-sphere radius relative to that of the median
-  style of a reference set (by default the shared style collection,
-  ``$STABLESTYLE_ASSETS/styles``).  0 = as risky as a typical style; +1 = a
-  sphere twice as large (expect clearly more flicker from a per-frame
+  relative to the median style of a reference set (by default the shared
+  style collection, ``$STABLESTYLE_ASSETS/styles``).  For a single layer this
+  is log2 of the solution-sphere radius relative to the median's; over
+  several layers ``T`` is an unweighted sum of the layers' squared radii
+  (divided by their sizes), so the score is a trace-based proxy, not the
+  radius of one sphere.  0 = as risky as a typical style; +1 = a total trace
+  four times as large (expect clearly more flicker from a per-frame
   network); negative = calmer than typical.  The log makes it a ratio scale
-  independent of the VGG weights' activation scale, and the square root
-  turns the trace (a squared norm) into the radius.  The percentile of ``T``
+  independent of the VGG weights' activation scale.  The percentile of ``T``
   within the reference set is reported beside it.
+
+Figure 3 of the paper (trace against measured instability) is drawn by
+:mod:`stablestyle.figure3`.
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .atomic import atomic_path, write_text_atomic
+from .atomic import write_text_atomic
 from .errors import UserError
 
 log = logging.getLogger(__name__)
@@ -74,9 +79,6 @@ __all__ = [
     "reference_totals",
     "style_files",
     "default_reference_dir",
-    "save_figure",
-    "load_instability",
-    "plot_trace_vs_instability",
 ]
 
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
@@ -121,7 +123,10 @@ def trace_shares(traces: Mapping[str, float]) -> dict[str, float]:
 
 
 def instability_risk(total_trace: float, reference_totals: Sequence[float]) -> float:
-    """``0.5 * log2(T / median(T_ref))``: log2 of the solution-sphere radius relative to the reference median.
+    """``0.5 * log2(T / median(T_ref))``: the total trace against the reference median, as a log2 "radius" ratio.
+
+    Exactly the log2 ratio of solution-sphere radii when one layer carries
+    the trace; with several layers a proxy (module docstring).
 
     See the module docstring for the motivation (Gupta et al. 2017, Sec. 4).
     """
@@ -319,108 +324,3 @@ def analyze_styles(paths: Sequence[str | Path], vgg: torch.nn.Module, *, size: i
                                 shares=trace_shares(tr), risk=instability_risk(total, ref),
                                 percentile=percentile_rank(total, ref)))
     return stats
-
-
-# ----------------------------------------------------------------------------- Figure 3
-
-def _finite(value: float) -> bool:
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int too large for a float (JSON allows any number of digits)
-        return False
-
-
-def load_instability(path: str | Path, method: str | None = None) -> dict[str, float]:
-    """Per-style instability from ``stablestyle evaluate``'s ``results.json`` or a ``{style: value}`` map.
-
-    For an evaluate report, the instability of each style is the mean over
-    its clips of the runs of one ``method``: ``method`` if given, else
-    ``perframe`` when present (the paper's Fig. 3 uses per-frame networks),
-    else the only method other than ``input``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"instability file {path}: no such file")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path} is not a JSON file ({exc})") from None
-    if isinstance(data, dict) and isinstance(data.get("runs"), list):
-        runs = [r for r in data["runs"] if isinstance(r, dict) and r.get("instability") is not None]
-        methods = sorted({r.get("method") for r in runs})
-        if method is None:
-            candidates = [m for m in methods if m != "input"]
-            if "perframe" in methods:
-                method = "perframe"
-            elif len(candidates) == 1:
-                method = candidates[0]
-            else:
-                raise UserError(f"{path} has runs of several methods ({', '.join(methods)}); "
-                                "choose one with --method")
-        if method not in methods:
-            raise UserError(f"{path} has no runs of method {method!r}; it has: {', '.join(methods) or 'none'}")
-        values: dict[str, list[float]] = {}
-        for r in runs:
-            if r.get("method") == method:
-                values.setdefault(str(r["style"]), []).append(float(r["instability"]))
-        return {style: float(np.mean(v)) for style, v in values.items()}
-    if isinstance(data, dict) and data and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                               for v in data.values()):
-        bad = {k: v for k, v in data.items() if not (_finite(v) and v >= 0)}
-        if bad:  # an instability is a mean of squares: finite and >= 0
-            raise UserError(f"{path}: instability must be a finite number >= 0; got "
-                            + ", ".join(f"{k}: {v}" for k, v in bad.items()))
-        return {str(k): float(v) for k, v in data.items()}
-    raise UserError(f"{path}: expected stablestyle evaluate's results.json or a JSON object "
-                    '{"style_name": instability, ...}')
-
-
-def plot_trace_vs_instability(stats: Sequence[StyleStats], instability: Mapping[str, float],
-                              path: str | Path) -> dict[str, float]:
-    """Gupta et al. 2017, Fig. 3: total Gram trace (x) against measured per-frame instability (y).
-
-    Only styles present in both ``stats`` and ``instability`` are plotted
-    (matched by name, the file stem).  The figure is written atomically.
-
-    Returns:
-        ``{"pearson", "spearman", "n"}`` of the plotted points.
-
-    Raises:
-        UserError: fewer than 3 styles have both values.
-    """
-    from matplotlib.figure import Figure
-
-    points = [(s.name, s.total_trace, float(instability[s.name])) for s in stats if s.name in instability]
-    missing = [s.name for s in stats if s.name not in instability]
-    if missing:
-        log.warning("no instability value for %s; left out of the plot", ", ".join(missing))
-    if len(points) < 3:
-        raise UserError(f"the trace-vs-instability plot needs at least 3 styles with instability values, got "
-                        f"{len(points)}; styles are matched by image file name without its suffix (analysed: "
-                        f"{', '.join(s.name for s in stats)}; instability given for: "
-                        f"{', '.join(sorted(instability)) or 'none'})")
-    names, x, y = zip(*points)
-    r, rho = pearson(x, y), spearman(x, y)
-    fig = Figure(figsize=(6, 4.5), dpi=120)
-    ax = fig.add_subplot()
-    ax.scatter(x, y, color="tab:blue")
-    for name, xi, yi in points:
-        ax.annotate(name, (xi, yi), textcoords="offset points", xytext=(4, 3), fontsize=8)
-    ax.set_xlabel("total Gram-matrix trace (relu1_2 .. relu4_3)")
-    ax.set_ylabel("per-frame instability")
-    ax.set_title("Style stability (Gupta et al. 2017, Fig. 3)")
-    ax.text(0.02, 0.97, f"Pearson r = {r:.3f}\nSpearman rho = {rho:.3f}\nn = {len(points)}",
-            transform=ax.transAxes, va="top", fontsize=9,
-            bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8})
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    save_figure(fig, path)
-    return {"pearson": r, "spearman": rho, "n": len(points)}
-
-
-def save_figure(fig, path: str | Path) -> None:
-    """Save a Matplotlib figure atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    fmt = path.suffix.lstrip(".").lower() or "png"
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=fmt)

@@ -14,13 +14,13 @@ from stablestyle.analysis import (
     gram_trace,
     gram_traces,
     instability_risk,
-    load_instability,
     pearson,
     percentile_rank,
     spearman,
     trace_shares,
 )
 from stablestyle.cli import main
+from stablestyle.figure3 import load_instability
 from stablestyle.errors import UserError
 from stablestyle.losses import gram_matrix
 
@@ -67,34 +67,55 @@ def test_correlations():
     assert math.isnan(pearson([1, 1, 1], [1, 2, 3]))
 
 
-def test_gram_solutions_lie_on_a_sphere_set_by_the_trace_and_are_not_unique():
-    """Gupta et al. 2017, Sec. 4: every F with gram(F) = G has ||F||^2 = C N trace(G); many such F exist."""
-    torch.manual_seed(0)
+def _solve_gram(target, c, n, seed, init_scale):
+    """L-BFGS from a random start of norm ~init_scale until gram(F) = target; returns F."""
+    gen = torch.Generator().manual_seed(seed)
+    f = (init_scale * torch.randn(1, c, 1, n, dtype=torch.float64, generator=gen)).requires_grad_(True)
+    opt = torch.optim.LBFGS([f], lr=1, max_iter=1000, tolerance_grad=1e-15, tolerance_change=1e-18,
+                            line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = (gram_matrix(f) - target).square().sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return f.detach()
+
+
+@pytest.mark.parametrize("style_scale", [0.3, 1.0, 4.0])
+def test_gram_solutions_lie_on_a_sphere_whose_radius_the_trace_predicts(style_scale):
+    """Gupta et al. 2017, Sec. 4: every F with gram(F) = G has ||F|| = sqrt(C N trace(G)); many such F exist.
+
+    Three "styles" (Gram targets of different scales and shapes), radius predicted from the trace
+    before optimising, four solutions per style from random starts far inside and far outside the
+    sphere (so the norm is reached, not kept).
+    """
     c, n = 4, 12
-    f0 = torch.randn(1, c, 1, n, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(int(style_scale * 10))
+    f0 = style_scale * torch.randn(1, c, 1, n, dtype=torch.float64, generator=gen)
     target = gram_matrix(f0)
-    radius_sq = c * n * float(target.diagonal(dim1=1, dim2=2).sum())
-    solutions = []
-    for seed in range(4):
-        torch.manual_seed(100 + seed)
-        f = torch.randn(1, c, 1, n, dtype=torch.float64, requires_grad=True)
-        opt = torch.optim.LBFGS([f], lr=1, max_iter=500, tolerance_grad=1e-14, tolerance_change=1e-16,
-                                line_search_fn="strong_wolfe")
-
-        def closure():
-            opt.zero_grad()
-            loss = (gram_matrix(f) - target).square().sum()
-            loss.backward()
-            return loss
-
-        opt.step(closure)
-        assert float((gram_matrix(f.detach()) - target).square().sum()) < 1e-16
-        solutions.append(f.detach())
+    predicted = math.sqrt(c * n * float(target.diagonal(dim1=1, dim2=2).sum()))
+    solutions = [_solve_gram(target, c, n, seed, init_scale)
+                 for seed, init_scale in enumerate((0.05, 0.5, 5.0, 50.0))]
     for f in solutions:
-        assert float(f.square().sum()) == pytest.approx(radius_sq, rel=1e-6)
+        assert float((gram_matrix(f) - target).square().sum()) < 1e-14 * float(target.square().sum())
+        assert float(f.norm()) == pytest.approx(predicted, rel=1e-5)
     dists = [float((a - b).norm()) for i, a in enumerate(solutions) for b in solutions[i + 1:]]
-    assert min(dists) > 0.1 * math.sqrt(radius_sq)  # distinct points of the sphere
-    assert float((solutions[0] - f0).norm()) > 0.1 * math.sqrt(radius_sq)
+    assert min(dists) > 0.1 * predicted  # distinct points of the sphere: the minimiser is not unique
+    assert float((solutions[0] - f0).norm()) > 0.1 * predicted
+
+
+def test_sphere_radii_of_two_styles_are_in_the_ratio_of_root_traces():
+    """The claim behind analyze-style's score: a larger trace means a proportionally larger solution set."""
+    c, n = 3, 10
+    gen = torch.Generator().manual_seed(7)
+    calm, loud = (s * torch.randn(1, c, 1, n, dtype=torch.float64, generator=gen) for s in (1.0, 3.0))
+    traces = [float(gram_matrix(f).diagonal(dim1=1, dim2=2).sum()) for f in (calm, loud)]
+    radii = [float(_solve_gram(gram_matrix(f), c, n, seed=11, init_scale=1.0).norm()) for f in (calm, loud)]
+    assert radii[1] / radii[0] == pytest.approx(math.sqrt(traces[1] / traces[0]), rel=1e-5)
+    assert radii[1] > 2 * radii[0]
 
 
 # ----------------------------------------------------------------------------- instability input

@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from ..analysis import analyze_styles, load_instability, plot_trace_vs_instability, reference_totals
+    from ..analysis import analyze_styles, reference_totals
+    from ..figure3 import load_instability, plot_trace_vs_instability
     from ..errors import UserError
     from ..models import load_vgg16
     from ..report import provenance
