@@ -3,7 +3,8 @@
 * ``gatys``: per-frame optimisation (Gatys, Ecker, Bethge, CVPR 2016), :mod:`.gatys`;
 * ``ruder``: optimisation with the flow-warped previous result as initialisation
   and a masked temporal loss, optionally long-term (Ruder, Dosovitskiy, Brox,
-  GCPR 2016), :mod:`.ruder`.
+  GCPR 2016), :mod:`.ruder`;
+* ``ruder-long``: the same with the long-term temporal loss (Eq. 9-10).
 
 Every method has the signature ``(frames, style, *, options, device, quiet=False)
 -> Iterator[uint8 (H, W, 3)]``: ``frames`` an iterable of ``uint8 (H, W, 3)``
@@ -20,7 +21,7 @@ listing the valid ones)::
 from .options import OptimOptions, default_weights
 from .registry import OPTIMIZATION_METHODS, get_method, register_method
 from .gatys import stylize_gatys  # noqa: E402  (registers "gatys")
-from .ruder import stylize_ruder  # noqa: E402  (registers "ruder")
+from .ruder import stylize_ruder, stylize_ruder_long  # noqa: E402  (registers "ruder", "ruder-long")
 from .temporal import long_term_masks
 
 __all__ = [
@@ -32,4 +33,5 @@ __all__ = [
     "register_method",
     "stylize_gatys",
     "stylize_ruder",
+    "stylize_ruder_long",
 ]

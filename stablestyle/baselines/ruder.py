@@ -28,6 +28,7 @@ content / style normalised as in :mod:`stablestyle.baselines.objective`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -36,7 +37,7 @@ from .engine import optimize_clip
 from .options import OptimOptions
 from .registry import register_method
 
-__all__ = ["stylize_ruder"]
+__all__ = ["stylize_ruder", "stylize_ruder_long"]
 
 
 @register_method("ruder")
@@ -61,3 +62,18 @@ def stylize_ruder(frames: Iterable[np.ndarray], style: np.ndarray, *, options: O
     """
     return optimize_clip(frames, style, options=options or OptimOptions(), device=device, quiet=quiet,
                          temporal=True, default_init="prev-warped", name="ruder")
+
+
+@register_method("ruder-long")
+def stylize_ruder_long(frames: Iterable[np.ndarray], style: np.ndarray, *, options: OptimOptions | None = None,
+                       device: torch.device | str | None = None, quiet: bool = False) -> Iterator[np.ndarray]:
+    """:func:`stylize_ruder` with the long-term temporal loss (Ruder et al. 2016, Eq. 9-10).
+
+    The temporal term covers the results of frames ``t - j`` for ``j`` in
+    ``options.long_term_offsets`` (default 1, 2, 4), each masked where a
+    nearer frame already constrains the pixel; the name under which
+    ``stylize --method`` and ``evaluate --method`` reach it.
+    """
+    options = replace(options or OptimOptions(), long_term=True)
+    return optimize_clip(frames, style, options=options, device=device, quiet=quiet,
+                         temporal=True, default_init="prev-warped", name="ruder-long")
