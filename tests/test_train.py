@@ -20,7 +20,7 @@ from stablestyle.errors import UserError
 from stablestyle.evaluate.metrics import mean_instability
 from stablestyle.losses import LossWeights
 from stablestyle.models import TransformerNet
-from stablestyle.train import (
+from stablestyle.training import (
     SequenceModel,
     Trainer,
     TrainConfig,
@@ -436,7 +436,7 @@ def test_time_limit_stops_saves_and_resumes_like_the_uninterrupted_run(assets, c
     run = tmp_path / "run"
     config = tiny_config(assets, content_dir, run, checkpoint_every=3, log_every=3)
     with monkeypatch.context() as patch:
-        patch.setattr("stablestyle.train._clock", lambda: now[0])
+        patch.setattr("stablestyle.training.loop._clock", lambda: now[0])
         patch.setattr(Trainer, "train_step", train_step)
         metrics = Trainer(config, loss_net=StandInEncoder(), quiet=True).fit(time_limit=35.0)
     # steps start at t = 0, 10, 20, 30; at t = 40 the limit has passed: stopped after step 4 of 6
@@ -484,7 +484,7 @@ def test_divergence_is_a_one_line_user_error(assets, content_dir, tmp_path):
     with torch.no_grad():
         next(trainer.net.parameters()).fill_(math.nan)
     with pytest.raises(TrainingDiverged, match="weights became NaN / inf by step 0; not saving"):
-        trainer._check_weights()
+        trainer.check_weights()
 
 
 def test_restore_refuses_a_final_checkpoint(assets, content_dir, uninterrupted, tmp_path):

@@ -16,7 +16,7 @@ import torch
 
 from stablestyle.checkpoint import load_checkpoint, read_checkpoint
 from stablestyle.cli import main
-from stablestyle.train import Trainer
+from stablestyle.training import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -305,7 +305,7 @@ def test_stable_flag_over_a_perframe_config_trains_sequences(assets, content_dir
 def test_a_slow_cpu_step_suggests_a_smaller_setting(assets, content_dir, tmp_path, caplog, monkeypatch, limit,
                                                     warned):
     """Measured on the second step of a run (the first warms up): over SLOW_CPU_STEP_S (10 s) it warns, once."""
-    import stablestyle.train as train_module
+    import stablestyle.training.loop as train_module
 
     if limit is not None:
         monkeypatch.setattr(train_module, "SLOW_CPU_STEP_S", limit)
