@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from stablestyle.training import (
     Trainer,
     TrainConfig,
     TrainingDiverged,
+    check_inputs,
     config_from_dict,
     load_config,
     resolve_amp,
@@ -485,6 +487,30 @@ def test_divergence_is_a_one_line_user_error(assets, content_dir, tmp_path):
         next(trainer.net.parameters()).fill_(math.nan)
     with pytest.raises(TrainingDiverged, match="weights became NaN / inf by step 0; not saving"):
         trainer.check_weights()
+
+
+def test_an_unusable_held_out_image_stops_the_run_before_step_1(assets, content_dir, tmp_path):
+    """Issue #20: a greyscale JPEG sorting last passes the lenient training loader, but validation reads it
+    strictly; found only at the first validation, it ended the run before that step's last.pt was saved."""
+    from PIL import Image
+
+    folder = tmp_path / "content"
+    shutil.copytree(content_dir, folder)
+    Image.open(sorted(folder.iterdir())[0]).convert("L").save(folder / "zz_grey.jpg")
+    config = tiny_config(assets, folder, tmp_path / "run", steps=2, validate_every=1, checkpoint_every=1)
+    message = r"validation image \(the last content image, held out of training\) is unusable: .*zz_grey\.jpg " \
+              r"has a single channel .*--val-image"
+    with pytest.raises(UserError, match=message):
+        check_inputs(config)
+    with pytest.raises(UserError, match=message):
+        Trainer(config, loss_net=StandInEncoder(), quiet=True)
+    assert not (tmp_path / "run").exists()
+    # with an RGB validation image named, the greyscale photo trains (converted) and the run completes
+    config.val_image = str(sorted(content_dir.iterdir())[-1])
+    check_inputs(config)
+    Trainer(config, loss_net=StandInEncoder(), quiet=True).fit()
+    assert [r["step"] for r in read_log(tmp_path / "run" / "val.csv")] == ["1", "2"]
+    assert (tmp_path / "run" / "final.pt").is_file()
 
 
 def test_restore_refuses_a_final_checkpoint(assets, content_dir, uninterrupted, tmp_path):

@@ -1,9 +1,11 @@
 """What a run reads: content discovery, the held-out validation image and clip, the training dataset, input checks.
 
-:func:`check_inputs` checks the files a run needs before the run folder is
-touched.  Training photos are loaded leniently later
+Everything a run will read is checked by :func:`check_inputs` before the
+run folder is touched (style image, VGG weights, content, videos and the
+validation image), so a bad file is a one-line error at the start, never a
+crash hours in.  Training photos are loaded leniently later
 (:mod:`stablestyle.data`); the validation image is read strictly
-(:func:`stablestyle.video.read_image`).
+(:func:`stablestyle.video.read_image`), which is why it is checked here.
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ def split_validation(config: TrainConfig) -> tuple[list[Path], Path | None]:
 
     The validation image is ``None`` only for video-only training without
     ``val_image``; then a video frame stands in (:func:`validation_image`).
+    It is read here, strictly as validation will read it: a
+    :class:`UserError` names it when it is unusable.
     """
     from ..video import read_image
 
@@ -80,11 +84,30 @@ def split_validation(config: TrainConfig) -> tuple[list[Path], Path | None]:
         read_image(val)  # a UserError naming the file when it is unusable
         return stills, val
     if len(stills) >= 2:
-        return stills[:-1], stills[-1]
-    if stills:
+        stills, val = stills[:-1], stills[-1]
+    elif stills:
         log.warning("only one content image: it is also the validation image (set val_image to hold one out)")
-        return stills, stills[0]
-    return stills, None
+        val = stills[0]
+    else:
+        return stills, None
+    _check_held_out(val)
+    return stills, val
+
+
+def _check_held_out(path: Path) -> None:
+    """The content image chosen as validation image must pass the strict reader that validation uses.
+
+    Training photos are converted leniently (a greyscale JPEG trains), the
+    validation clip is not; unchecked, such an image sorting last ended a
+    run at its first validation, before that step's checkpoint was saved.
+    """
+    from ..video import read_image
+
+    try:
+        read_image(path)
+    except UserError as exc:
+        raise UserError(f"the validation image (the last content image, held out of training) is unusable: "
+                        f"{exc}; or choose another with --val-image IMAGE") from None
 
 
 def validation_image(path: Path | None, videos: Sequence[str]) -> np.ndarray:
@@ -104,7 +127,8 @@ def validation_image(path: Path | None, videos: Sequence[str]) -> np.ndarray:
 
 
 def check_inputs(config: TrainConfig) -> None:
-    """Check the files a run needs (style image, content, videos) before anything is written."""
+    """Check the files a run will read (style image, VGG weights, content, validation image, videos) before
+    anything is written: a bad file is then an error before step 1, not a crash at the first validation."""
     from ..video import open_source, read_image
 
     config.validate()

@@ -93,7 +93,8 @@ class Trainer:
             ``None`` builds it from the config.
 
     ``fit()`` trains to ``config.steps`` and writes the run folder
-    ``config.out``; ``restore(path)`` loads a ``last.pt`` first.
+    ``config.out``; ``restore(path)`` loads a ``last.pt`` first.  Everything
+    the run reads, the validation clip included, is read here, before step 1.
     """
 
     def __init__(self, config: TrainConfig, *, loss_net: nn.Module | None = None, ctx: DistContext | None = None,
@@ -126,6 +127,8 @@ class Trainer:
         self.last_val: dict[str, float] = {}
         self.replica_digests: list[str] = []
         self.in_update = False  # True while an optimiser step is half done (then no checkpoint may be written)
+        if self.ctx.is_main:  # validation reads strictly: fail now, not at the first validation step
+            self.validation_clip()
 
     def _build_net(self) -> None:
         """The transformation net (``self.net``) and its unrolled, possibly DDP-wrapped form (``self.model``)."""
