@@ -2,7 +2,7 @@
 
 One loop trains both; the per-frame net is the same code with recurrence
 and the temporal loss switched off.  The package, by concept (each module's
-docstring says what it owns; imports go down this list, never up):
+docstring says what it owns; a module imports only modules listed above it):
 
 * :mod:`~stablestyle.training.rundir`: the run folder (file names, CSV logs,
   samples, RNG / checkpoint state, stop requests on SIGINT / SIGTERM);
