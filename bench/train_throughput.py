@@ -1,6 +1,6 @@
 """Training throughput of ``stablestyle train``'s step: ``python bench/train_throughput.py [options]``.
 
-Times :meth:`stablestyle.train.Trainer.train_step` (forward of the unrolled
+Times :meth:`stablestyle.training.Trainer.train_step` (forward of the unrolled
 net, VGG-16 perceptual + temporal losses, backward, Adam) on real training
 items (:class:`stablestyle.data.StillsDataset` clips rendered once from the
 shared content photos and kept on the device, so data loading is excluded)
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     from stablestyle.paths import assets_dir
     from stablestyle.report import device_name
     from stablestyle.runtime import resolve_device
-    from stablestyle.train import Trainer, TrainConfig
+    from stablestyle.training import Trainer, TrainConfig
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="auto")

@@ -83,7 +83,7 @@ def test_training_bar_follows_the_log_settings(monkeypatch, tty):
     import io
     import sys
 
-    from stablestyle.train import _progress_bar
+    from stablestyle.training.loop import _progress_bar
 
     stream = io.StringIO()
     stream.isatty = lambda: tty

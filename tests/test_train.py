@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -20,11 +21,12 @@ from stablestyle.errors import UserError
 from stablestyle.evaluate.metrics import mean_instability
 from stablestyle.losses import LossWeights
 from stablestyle.models import TransformerNet
-from stablestyle.train import (
+from stablestyle.training import (
     SequenceModel,
     Trainer,
     TrainConfig,
     TrainingDiverged,
+    check_inputs,
     config_from_dict,
     load_config,
     resolve_amp,
@@ -436,7 +438,7 @@ def test_time_limit_stops_saves_and_resumes_like_the_uninterrupted_run(assets, c
     run = tmp_path / "run"
     config = tiny_config(assets, content_dir, run, checkpoint_every=3, log_every=3)
     with monkeypatch.context() as patch:
-        patch.setattr("stablestyle.train._clock", lambda: now[0])
+        patch.setattr("stablestyle.training.loop._clock", lambda: now[0])
         patch.setattr(Trainer, "train_step", train_step)
         metrics = Trainer(config, loss_net=StandInEncoder(), quiet=True).fit(time_limit=35.0)
     # steps start at t = 0, 10, 20, 30; at t = 40 the limit has passed: stopped after step 4 of 6
@@ -484,7 +486,31 @@ def test_divergence_is_a_one_line_user_error(assets, content_dir, tmp_path):
     with torch.no_grad():
         next(trainer.net.parameters()).fill_(math.nan)
     with pytest.raises(TrainingDiverged, match="weights became NaN / inf by step 0; not saving"):
-        trainer._check_weights()
+        trainer.check_weights()
+
+
+def test_an_unusable_held_out_image_stops_the_run_before_step_1(assets, content_dir, tmp_path):
+    """Issue #20: a greyscale JPEG sorting last passes the lenient training loader, but validation reads it
+    strictly; found only at the first validation, it ended the run before that step's last.pt was saved."""
+    from PIL import Image
+
+    folder = tmp_path / "content"
+    shutil.copytree(content_dir, folder)
+    Image.open(sorted(folder.iterdir())[0]).convert("L").save(folder / "zz_grey.jpg")
+    config = tiny_config(assets, folder, tmp_path / "run", steps=2, validate_every=1, checkpoint_every=1)
+    message = r"validation image \(the last content image, held out of training\) is unusable: .*zz_grey\.jpg " \
+              r"has a single channel .*--val-image"
+    with pytest.raises(UserError, match=message):
+        check_inputs(config)
+    with pytest.raises(UserError, match=message):
+        Trainer(config, loss_net=StandInEncoder(), quiet=True)
+    assert not (tmp_path / "run").exists()
+    # with an RGB validation image named, the greyscale photo trains (converted) and the run completes
+    config.val_image = str(sorted(content_dir.iterdir())[-1])
+    check_inputs(config)
+    Trainer(config, loss_net=StandInEncoder(), quiet=True).fit()
+    assert [r["step"] for r in read_log(tmp_path / "run" / "val.csv")] == ["1", "2"]
+    assert (tmp_path / "run" / "final.pt").is_file()
 
 
 def test_restore_refuses_a_final_checkpoint(assets, content_dir, uninterrupted, tmp_path):

@@ -16,7 +16,7 @@ import torch
 
 from stablestyle.checkpoint import load_checkpoint, read_checkpoint
 from stablestyle.cli import main
-from stablestyle.train import Trainer
+from stablestyle.training import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -160,6 +160,7 @@ def _existing(tmp_path: Path, run_folder: bool, checkpoint: bool = True) -> Path
     ("empty vgg", "is empty, not a VGG-16 weights file; point --vgg-weights or STABLESTYLE_VGG16 at"),
     ("video as content", "is a video; --content takes images or folders of images, pass videos with --video"),
     ("one usable image", "was held back as the validation image, so training needs at least two usable images"),
+    ("greyscale held-out image", "the validation image (the last content image, held out of training) is unusable"),
 ])
 def test_bad_input_is_a_one_line_error(assets, content_dir, cli_run, tmp_path, capsys, case, message):
     out = tmp_path / "new_run"
@@ -215,6 +216,13 @@ def test_bad_input_is_a_one_line_error(assets, content_dir, cli_run, tmp_path, c
         folder.mkdir()
         shutil.copy(next(content_dir.iterdir()), folder / "photo.jpg")
         (folder / "broken.jpg").write_text("not a photo")
+        setflag("--content", str(folder))
+    elif case == "greyscale held-out image":  # trains (converted), but validation reads strictly (issue #20)
+        from PIL import Image
+
+        folder = tmp_path / "grey"
+        shutil.copytree(content_dir, folder)
+        Image.open(sorted(folder.iterdir())[0]).convert("L").save(folder / "zz_grey.jpg")
         setflag("--content", str(folder))
     elif case == "resume non-run":
         args = ["train", "--resume", str(tmp_path)]
@@ -305,7 +313,7 @@ def test_stable_flag_over_a_perframe_config_trains_sequences(assets, content_dir
 def test_a_slow_cpu_step_suggests_a_smaller_setting(assets, content_dir, tmp_path, caplog, monkeypatch, limit,
                                                     warned):
     """Measured on the second step of a run (the first warms up): over SLOW_CPU_STEP_S (10 s) it warns, once."""
-    import stablestyle.train as train_module
+    import stablestyle.training.loop as train_module
 
     if limit is not None:
         monkeypatch.setattr(train_module, "SLOW_CPU_STEP_S", limit)

@@ -1,21 +1,20 @@
 """``stablestyle train``: train a transformation network (stable: Gupta et al. 2017; perframe: Johnson et al. 2016).
 
-Settings come from :class:`stablestyle.train.TrainConfig` defaults, then a
-YAML file (``--config``), then flags.  ``--resume RUN_DIR`` continues a run
-with its saved ``config.yaml``; only run-control flags (steps, workers,
-device, intervals) may change then.  Runs under ``torchrun --nproc_per_node N``
+Settings come from :class:`stablestyle.training.TrainConfig` defaults, then a
+YAML file (``--config``), then flags (:func:`stablestyle.training.new_run_config`).
+``--resume RUN_DIR`` continues a run with its saved ``config.yaml``; only
+run-control flags (steps, workers, device, intervals) may change then
+(:func:`stablestyle.training.resume_config`).  This module only maps flags to
+settings; the policy and the run are the library's.  Runs under ``torchrun --nproc_per_node N``
 as data-parallel training.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 HELP = "train a style network: --mode stable (recurrent + temporal loss) or perframe (Johnson et al.)"
-
-log = logging.getLogger(__name__)
 
 # flag dest -> TrainConfig key ("weights.<name>" for loss weights)
 FLAG_KEYS: dict[str, str] = {
@@ -30,18 +29,13 @@ FLAG_KEYS: dict[str, str] = {
     "content_weight": "weights.content", "style_weight": "weights.style", "tv_weight": "weights.tv",
     "temporal_weight": "weights.temporal",
 }
-#: Settings that ``--resume`` may change: they steer the run, not what it learns.
-RESUME_CHANGEABLE = ("steps", "num_workers", "device", "log_every", "sample_every", "validate_every",
-                     "checkpoint_every")
-
-
-#: In a help text, replaced by the flag's :class:`~stablestyle.train.TrainConfig` default when help is shown.
+#: In a help text, replaced by the flag's :class:`~stablestyle.training.TrainConfig` default when help is shown.
 DEFAULT = "%(config_default)s"
 
 
 def config_default(key: str) -> str:
-    """The :class:`~stablestyle.train.TrainConfig` default of ``key`` (``weights.style``: a loss weight), as text."""
-    from ..train import TrainConfig
+    """The :class:`~stablestyle.training.TrainConfig` default of ``key`` (``weights.style``: a loss weight), as text."""
+    from ..training import TrainConfig
 
     value: object = TrainConfig()
     for part in key.split("."):
@@ -56,7 +50,7 @@ def config_default(key: str) -> str:
 class _HelpFormatter(argparse.HelpFormatter):
     """Fills :data:`DEFAULT` in help texts from the dataclass defaults (the flags themselves default to
     ``None``, meaning "not given"), so the numbers are written once.  Only when help is shown: importing
-    :mod:`stablestyle.train` loads torch, and the CLI builds every parser on each call."""
+    :mod:`stablestyle.training` loads torch, and the CLI builds every parser on each call."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = super()._get_help_string(action) or ""
@@ -133,55 +127,20 @@ def _overrides(args: argparse.Namespace) -> dict:
     return data
 
 
-def _resume_config(args: argparse.Namespace, overrides: dict):
-    from ..errors import UserError
-    from ..train import CONFIG_NAME, LAST_NAME, config_from_dict, config_to_dict, load_config
-
-    run_dir = Path(args.resume).expanduser()
-    if args.config:
-        raise UserError("--config cannot be combined with --resume: a resumed run keeps its config.yaml")
-    if args.overwrite:
-        raise UserError("--overwrite and --resume contradict each other; pass one of them")
-    if args.out and Path(args.out).expanduser().resolve() != run_dir.resolve():
-        raise UserError(f"--out {args.out} differs from --resume {run_dir}; a resumed run stays in its folder")
-    if not (run_dir / CONFIG_NAME).is_file():
-        raise UserError(f"{run_dir} is not a run folder (no {CONFIG_NAME}); start a run with --out")
-    if not (run_dir / LAST_NAME).is_file():
-        raise UserError(f"{run_dir} has no {LAST_NAME} to resume from (it stopped before its first "
-                        "checkpoint); start it afresh with --overwrite")
-    overrides.pop("out", None)  # checked above; a moved run folder resumes where it now is
-    saved = load_config(run_dir / CONFIG_NAME)
-    merged = config_from_dict(overrides, saved, source="command line")
-    before, after = config_to_dict(saved), config_to_dict(merged)
-    changed = [k for k in after if after[k] != before[k] and k not in RESUME_CHANGEABLE]
-    if changed:
-        flags = ", ".join(f"{k} (saved {before[k]!r}, given {after[k]!r})" for k in changed)
-        raise UserError(f"--resume continues a run with its saved settings; cannot change {flags}. "
-                        f"Changeable: {', '.join(RESUME_CHANGEABLE)}")
-    merged.out = str(run_dir)
-    return merged, run_dir / LAST_NAME
-
-
 def run(args: argparse.Namespace) -> int:
     from .. import distributed
     from ..runtime import parse_duration, resolve_device
-    from ..train import Trainer, TrainConfig, check_inputs, clear_run_dir, config_from_dict, load_config, \
-        prepare_run_dir, resolve_amp
+    from ..training import Trainer, check_inputs, clear_run_dir, new_run_config, prepare_run_dir, resolve_amp, \
+        resume_config
 
     time_limit = parse_duration(args.time_limit) if args.time_limit is not None else None
     overrides = _overrides(args)
     resume_from = None
     if args.resume:
-        config, resume_from = _resume_config(args, overrides)
+        config, resume_from = resume_config(args.resume, overrides, config_file=args.config,
+                                            overwrite=args.overwrite)
     else:
-        base = load_config(args.config) if args.config else TrainConfig()
-        if overrides.get("mode", base.mode) != base.mode and "seq_len" not in overrides and base.seq_len is not None:
-            # --mode over a config of the other mode: its sequence length belongs to the mode the flag replaces
-            log.info("--mode %s: the config's seq_len %d (for mode %s) gives way to mode %s's default",
-                     overrides["mode"], base.seq_len, base.mode, overrides["mode"])
-            base.seq_len = None
-        config = config_from_dict(overrides, base, source="command line")
-        config.validate()
+        config = new_run_config(overrides, args.config)
         prepare_run_dir(config.out, overwrite=args.overwrite)
     check_inputs(config)
     device = resolve_device(config.device)
