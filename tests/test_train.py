@@ -60,9 +60,9 @@ class StandInEncoder(nn.Module):
         return out
 
 
-# raw terms with the stand-in after a few steps: content ~0.02, style ~3e-5, temporal ~3e-3; these weights
-# make content, style and (with LossWeights' default temporal weight 200) temporal each contribute ~0.5-1
-STAND_IN_WEIGHTS = dict(content=50.0, style=3e4, tv=0.0)
+# the relative content / style terms are O(1) with any encoder (stablestyle.losses); temporal ~3e-3 after a few
+# steps, so with LossWeights' default temporal weight 200 each term contributes ~0.5-1
+STAND_IN_WEIGHTS = dict(content=1.0, style=10.0, tv=0.0)
 
 
 def tiny_config(assets, content_dir, out, **kw) -> TrainConfig:
@@ -517,3 +517,63 @@ def test_restore_refuses_a_final_checkpoint(assets, content_dir, uninterrupted, 
     trainer = Trainer(tiny_config(assets, content_dir, tmp_path / "run"), loss_net=StandInEncoder(), quiet=True)
     with pytest.raises(UserError, match="final.pt is not resumable"):
         trainer.restore(uninterrupted / "final.pt")
+
+
+# ----------------------------------------------------------------------------- warm start (--init)
+
+
+def test_stable_run_warm_started_from_a_per_frame_run_starts_as_that_net(assets, content_dir, tmp_path):
+    """--init: the stable net starts computing exactly the per-frame net's output, then trains on."""
+    perframe = tiny_config(assets, content_dir, tmp_path / "pf", mode="perframe", seq_len=None, steps=3)
+    Trainer(perframe, loss_net=StandInEncoder(), quiet=True).fit()
+    from stablestyle.checkpoint import load_checkpoint
+
+    teacher, _ = load_checkpoint(tmp_path / "pf")
+    config = tiny_config(assets, content_dir, tmp_path / "stable", init=str(tmp_path / "pf"), steps=2)
+    trainer = Trainer(config, loss_net=StandInEncoder(), quiet=True)
+    frame, previous = torch.rand(2, 1, 3, 32, 32)
+    with torch.no_grad():
+        expected, _ = teacher(frame)
+        got, _ = trainer.net(frame, previous)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+    trainer.fit()
+    assert (tmp_path / "stable" / "final.pt").is_file()
+    assert load_config(tmp_path / "stable" / "config.yaml").init == str(tmp_path / "pf")
+
+
+def test_init_of_another_width_says_which_width(assets, content_dir, tmp_path):
+    path = tmp_path / "w05.pth"
+    torch.save(TransformerNet(width=0.5, recurrent=False).state_dict(), path)
+    config = tiny_config(assets, content_dir, tmp_path / "run", init=str(path))
+    with pytest.raises(UserError, match="width-0.5 network but the run trains width 0.25; pass --width 0.5"):
+        Trainer(config, loss_net=StandInEncoder(), quiet=True)
+
+
+def _scaled(encoder: nn.Module, k: float) -> nn.Module:
+    """The encoder with every activation times k (first layer's weights and every bias scaled)."""
+    import copy
+
+    scaled = copy.deepcopy(encoder)
+    with torch.no_grad():
+        scaled.convs[0].weight.mul_(k)
+        for conv in scaled.convs:
+            conv.bias.add_(0.05).mul_(k)  # non-zero biases, so the test would see them unscaled
+    return scaled
+
+
+def test_training_with_a_loss_network_of_another_activation_scale_stylizes_alike(assets, content_dir, tmp_path):
+    """torchvision-scale VGG weights (activations ~100x smaller) train the same: the style loss falls alike."""
+    base = StandInEncoder()
+    with torch.no_grad():
+        for conv in base.convs:
+            conv.bias.add_(0.05)
+    results = []
+    for k, encoder in ((1.0, base), (0.01, _scaled(StandInEncoder(), 0.01))):
+        config = tiny_config(assets, content_dir, tmp_path / f"run{k}", mode="perframe", seq_len=None, steps=8,
+                             log_every=1)
+        Trainer(config, loss_net=encoder, quiet=True).fit()
+        rows = read_log(tmp_path / f"run{k}" / "log.csv")
+        results.append([float(r["style"]) for r in rows])
+    first, scaled = results
+    assert scaled[-1] < 0.9 * scaled[0]  # it stylizes
+    assert scaled[-1] / scaled[0] == pytest.approx(first[-1] / first[0], rel=0.02)

@@ -331,3 +331,26 @@ def test_held_out_validation_image_is_named_once(assets, content_dir, tmp_path, 
         assert main(train_args(assets, content_dir, tmp_path / "run", 1)) == 0
     held = [r.getMessage() for r in caplog.records if "is held out of training" in r.getMessage()]
     assert len(held) == 1 and sorted(p.name for p in content_dir.iterdir())[-1] in held[0]
+
+
+def test_init_from_a_fast_neural_style_checkpoint_makes_a_stable_model(assets, content_dir, tmp_path):
+    """`train --init x.pth`: a pytorch/examples state dict (written here) becomes a stable model after a fine-tune."""
+    from stablestyle.models import TransformerNet
+
+    torch.manual_seed(0)
+    state = TransformerNet(width=0.25, recurrent=False).state_dict()
+    state["in1.running_mean"] = torch.zeros(8)  # as the published pytorch/examples models carry
+    torch.save(state, tmp_path / "mosaic.pth")
+    run = tmp_path / "run"
+    assert main(train_args(assets, content_dir, run, 2, "--init", str(tmp_path / "mosaic.pth"))) == 0
+    model, meta = load_checkpoint(run / "final.pt")
+    assert meta["model"]["recurrent"] and meta["config"]["init"] == str(tmp_path / "mosaic.pth")
+    assert meta["config"]["init_layout"] == "auto"
+
+
+def test_init_that_is_not_a_network_is_a_one_line_error(assets, content_dir, tmp_path, capsys):
+    (tmp_path / "notes.pth").write_text("not weights")
+    assert main(train_args(assets, content_dir, tmp_path / "run", 2, "--init", str(tmp_path / "notes.pth"))) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "notes.pth" in err and "\n" not in err
+    assert not (tmp_path / "run" / "last.pt").exists()

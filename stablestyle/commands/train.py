@@ -24,6 +24,7 @@ FLAG_KEYS: dict[str, str] = {
     "style_size": "style_size", "content_layer": "content_layer", "style_layers": "style_layers",
     "flow_method": "flow_method", "video_ratio": "video_ratio", "val_image": "val_image",
     "val_frames": "val_frames", "vgg_weights": "vgg_weights", "detach_previous": "detach_previous",
+    "init": "init", "init_layout": "init_layout",
     "channels_last": "channels_last", "log_every": "log_every", "sample_every": "sample_every",
     "validate_every": "validate_every", "checkpoint_every": "checkpoint_every",
     "content_weight": "weights.content", "style_weight": "weights.style", "tv_weight": "weights.tv",
@@ -86,6 +87,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--detach-previous", action="store_const", const=True,
                    help="no gradient through the previous output (default: backpropagate through it)")
     g.add_argument("--vgg-weights", help="VGG-16 state dict (default: STABLESTYLE_VGG16 / STABLESTYLE_ASSETS)")
+    g.add_argument("--init", metavar="CHECKPOINT",
+                   help="start from these weights: a trained per-frame model (a stable run then only learns to "
+                        "use the previous frame), a run folder, or a pytorch/examples fast_neural_style .pth")
+    g.add_argument("--init-layout", choices=("auto", "stablestyle", "fast_neural_style"),
+                   help="layout of --init (default auto: stablestyle checkpoints by their metadata, any other "
+                        "state dict as fast_neural_style)")
     g = p.add_argument_group("optimisation and speed")
     g.add_argument("--steps", type=int, help=f"optimiser steps (default {DEFAULT})")
     g.add_argument("--batch", type=int, help=f"sequences per step per process (default {DEFAULT})")

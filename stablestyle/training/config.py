@@ -38,6 +38,8 @@ DEVICES = ("auto", "cpu", "cuda")
 #: Gupta et al. train on short sequences; 4 frames give 3 temporal pairs per sequence.
 DEFAULT_SEQ_LEN = 4
 #: Settings that a resumed run may change: they steer the run, not what it learns.
+#: Values of :attr:`TrainConfig.init_layout`.
+INIT_LAYOUTS = ("auto", "stablestyle", "fast_neural_style")
 RESUME_CHANGEABLE = ("steps", "num_workers", "device", "log_every", "sample_every", "validate_every",
                      "checkpoint_every")
 
@@ -86,6 +88,11 @@ class TrainConfig:
     """Treat the previous output as given (no gradient through it); see :mod:`stablestyle.training.objective`."""
     vgg_weights: str | None = None
     """VGG-16 state dict; ``None``: ``STABLESTYLE_VGG16`` / ``STABLESTYLE_ASSETS`` / torch hub cache."""
+    init: str | None = None
+    """Initial weights: a per-frame (or stable) checkpoint, run folder, or a pytorch/examples fast_neural_style
+    state dict (:mod:`stablestyle.models.warmstart`); ``None``: random initialisation."""
+    init_layout: str = "auto"
+    """Layout of ``init``: ``auto``, ``stablestyle`` or ``fast_neural_style``."""
     # --- optimisation
     steps: int = 40000
     batch: int = 4
@@ -124,6 +131,8 @@ class TrainConfig:
 
         if self.mode not in MODES:
             raise UserError(f"unknown mode {self.mode!r}; valid: {', '.join(MODES)}")
+        if self.init_layout not in INIT_LAYOUTS:
+            raise UserError(f"unknown init_layout {self.init_layout!r}; valid: {', '.join(INIT_LAYOUTS)}")
         if self.amp not in AMP_MODES:
             raise UserError(f"unknown amp setting {self.amp!r}; valid: {', '.join(AMP_MODES)}")
         if self.device not in DEVICES and not self.device.startswith("cuda:"):

@@ -135,7 +135,10 @@ class Trainer:
         from ..models import TransformerNet
 
         config = self.config
-        self.net = TransformerNet(width=config.width, recurrent=config.recurrent).to(self.device)
+        self.net = TransformerNet(width=config.width, recurrent=config.recurrent)
+        if config.init:
+            self._load_init(self.net)
+        self.net = self.net.to(self.device)
         if config.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.model: nn.Module = SequenceModel(self.net, config.detach_previous, config.channels_last)
@@ -144,6 +147,19 @@ class Trainer:
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = DistributedDataParallel(self.model, device_ids=ids)
+
+    def _load_init(self, net: nn.Module) -> None:
+        """Start from ``config.init`` (a warm start; :mod:`stablestyle.models.warmstart`)."""
+        from ..models.warmstart import load_init_state
+
+        config = self.config
+        state, width, layout = load_init_state(config.init, recurrent=config.recurrent, layout=config.init_layout)
+        if width != config.width:
+            raise UserError(f"--init {config.init} is a width-{width:g} network but the run trains width "
+                            f"{config.width:g}; pass --width {width:g}")
+        net.load_state_dict(state)
+        if self.ctx.is_main:
+            log.info("initialised from %s (%s layout)", config.init, layout)
 
     def _build_data(self, dataset: torch.utils.data.Dataset | None) -> torch.utils.data.Dataset:
         """``dataset``, or the config's; sets ``self.stills`` and ``self.val_path``."""
