@@ -82,9 +82,9 @@ def test_records_with_a_live_preset_by_default(tmp_path, ckpt, bikes_clip):
 ])
 def test_auto_precision_is_bf16_on_a_cpu_with_native_bf16(ckpt, bikes_clip, monkeypatch, caplog, native,
                                                            precision, expected):
-    import stablestyle.backends as backends
+    import stablestyle.inference.precision as inference_precision
 
-    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(inference_precision, "cpu_has_native_bf16", lambda: native)
     with caplog.at_level(logging.INFO, logger="stablestyle.commands.webcam"):
         assert main(_cmd(ckpt, bikes_clip, "--no-preview", "--max-frames", "2", "--device", "cpu",
                          "--precision", precision)) == 0

@@ -1,9 +1,9 @@
 """``stablestyle stylize INPUT [INPUT ...] -o OUTPUT --model CKPT``: stylize videos, frame folders or images.
 
 One input: decoding, the network and encoding run in three threads
-(:func:`stablestyle.backends.run_pipelined`).  Several inputs: ``OUTPUT`` is a
+(:func:`stablestyle.inference.run_pipelined`).  Several inputs: ``OUTPUT`` is a
 folder, and the inputs are stylized together, up to ``--batch`` frames of
-different inputs per network call (:func:`stablestyle.backends.stylize_many`);
+different inputs per network call (:func:`stablestyle.inference.stylize_many`);
 each keeps its own recurrent state.
 """
 
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 METHODS = ("network", "gatys", "ruder")
 #: libx264 presets (:data:`stablestyle.video.X264_PRESETS`, repeated here so ``--help`` needs no PyAV / torch).
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
-#: ``--compile`` modes (:data:`stablestyle.backends.COMPILE_MODES`, repeated here so ``--help`` needs no torch).
+#: ``--compile`` modes (:data:`stablestyle.inference.COMPILE_MODES`, repeated here so ``--help`` needs no torch).
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
@@ -144,7 +144,7 @@ def warn_if_not_a_sequence(path: str, output: str = "OUT_FOLDER") -> None:
 
 
 def _pipelined(source, sink, backend, total, quiet, preset) -> tuple[int, list[str]]:
-    from ..backends import run_pipelined
+    from ..inference import run_pipelined
 
     stats = run_pipelined(source, sink, backend, total=total, quiet=quiet)
     notes = [bottleneck_note(stats, preset if sink.kind == "video" else None)]
@@ -241,7 +241,7 @@ def many_outputs(inputs: list[str], folder: str) -> list[Path]:
 
 
 def _many(args, device) -> int:
-    from ..backends import stylize_many
+    from ..inference import stylize_many
     from ..errors import UserError
 
     folder = Path(args.output)
@@ -274,7 +274,7 @@ def _many(args, device) -> int:
 
 
 def _network_backend(args, device):
-    from ..backends import bf16_is_native, make_backend
+    from ..inference import bf16_is_native, make_backend
     from ..bundled import DEFAULT_MODEL
     from ..checkpoint import describe_net, load_checkpoint
     from ..stylize import precision_for

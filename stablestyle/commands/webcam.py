@@ -3,7 +3,7 @@
 Frames come from a camera through OpenCV (``cv2.VideoCapture``), or from a
 video file, frame folder or image standing in for the camera
 (:func:`stablestyle.video.open_source`, as ``stylize`` reads them), go through an inference backend
-(:mod:`stablestyle.backends`, recurrent state kept across frames) and are
+(:mod:`stablestyle.inference`, recurrent state kept across frames) and are
 shown in a window with the measured frame rate drawn on them, and/or
 recorded to a video with :func:`stablestyle.video.open_sink` (atomic: the
 file appears when recording ends).  ``q`` / Esc in the window or Ctrl-C in
@@ -196,7 +196,7 @@ def _live_precision(args: argparse.Namespace, device) -> str:
     """``--precision auto`` on a CPU with native bf16 means bf16 here: live video wants the 2-3x (the outputs
     stay within 0.02 of fp32); ``stylize`` and ``evaluate`` keep fp32 so files and figures do not depend on
     the machine."""
-    from ..backends import bf16_is_native
+    from ..inference import bf16_is_native
 
     if args.precision == "auto" and bf16_is_native(args.backend, device):
         return "bf16"
@@ -206,7 +206,7 @@ def _live_precision(args: argparse.Namespace, device) -> str:
 def run(args: argparse.Namespace) -> int:
     import cv2
 
-    from ..backends import make_backend
+    from ..inference import make_backend
     from ..checkpoint import describe_net, load_checkpoint
     from ..errors import UserError
     from ..runtime import check_at_least, resolve_device
