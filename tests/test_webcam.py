@@ -15,6 +15,7 @@ from PIL import Image
 
 from stablestyle.checkpoint import load_checkpoint, save_checkpoint
 from stablestyle.cli import main
+from stablestyle import live
 from stablestyle.commands import webcam
 from stablestyle.models import TransformerNet
 from stablestyle.stylize import stylize_frames
@@ -222,7 +223,7 @@ def test_source_that_ends_early_keeps_the_recording_and_warns(tmp_path, ckpt, ca
 
 def test_draw_fps_writes_text():
     img = np.zeros((90, 160, 3), np.uint8)
-    webcam.draw_fps(cv2, img, 12.3)
+    live.draw_fps(cv2, img, 12.3)
     assert img[:30, :80].max() == 255 and img[40:].max() == 0
 
 
