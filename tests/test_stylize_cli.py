@@ -439,7 +439,7 @@ def test_preset_changes_the_encoder_setting(tmp_path, bikes_clip, ckpt, capsys):
 ])
 def test_bottleneck_note(waits, preset, expected):
     from stablestyle.inference import PipelineStats
-    from stablestyle.commands.stylize import bottleneck_note
+    from stablestyle.advice import bottleneck_note
 
     stats = PipelineStats(frames=240, seconds=8.0, decode_wait_s=waits[0], encode_wait_s=waits[1])
     note = bottleneck_note(stats, preset)
