@@ -6,9 +6,9 @@ times a few frames of *each* variant in turn, and the per-frame times are
 pooled per variant; the median and the minimum are reported.
 
 Variants: backend (torch / onnx) x precision (fp32 / bf16, torch only) x
-phase-split thin convolutions on / off (:class:`stablestyle.backends.PhaseSplitConv2d`), with or
-without the sub-pixel upsampling layers (:class:`stablestyle.backends.SubpixelUpsampleConv`), instance
-norm as group norm (:class:`stablestyle.backends.GroupInstanceNorm2d`, the default) or as PyTorch's
+phase-split thin convolutions on / off (:class:`stablestyle.inference.rewrites.PhaseSplitConv2d`), with or
+without the sub-pixel upsampling layers (:class:`stablestyle.inference.rewrites.SubpixelUpsampleConv`), instance
+norm as group norm (:class:`stablestyle.inference.rewrites.GroupInstanceNorm2d`, the default) or as PyTorch's
 ``instance_norm``, plus channels-last off and ``torch.compile`` when asked.  Example::
 
     python bench/cpu_variants.py --width 0.25 --size 640x360 --threads 1 --rounds 6
@@ -25,7 +25,7 @@ import time
 import numpy as np
 import torch
 
-from stablestyle.backends import conv_flops, make_backend
+from stablestyle.inference import conv_flops, make_backend
 from stablestyle.models import TransformerNet
 
 

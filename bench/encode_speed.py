@@ -54,7 +54,7 @@ def main(argv=None) -> int:
                 break
         fps = src.fps
     if args.model is not None:
-        from stablestyle.backends import make_backend
+        from stablestyle.inference import make_backend
         from stablestyle.checkpoint import load_checkpoint
 
         if args.model.startswith("random-w"):

@@ -4,7 +4,7 @@ The two compute the same function; this times PyTorch's kernels for them on the
 feature-map shapes of the transformation net at one frame size (the channels of
 widths 0.25 and 0.5 at full, half and quarter resolution), in fp32 and bf16,
 channels-last and channels-first.  It is the evidence behind
-:class:`stablestyle.backends.GroupInstanceNorm2d` and its
+:class:`stablestyle.inference.rewrites.GroupInstanceNorm2d` and its
 ``GROUP_NORM_MIN_BF16_CHANNELS`` rule.  Example::
 
     python bench/norm_kernels.py --size 640x360 --threads 2

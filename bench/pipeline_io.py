@@ -1,6 +1,6 @@
 """End-to-end pipeline with a stand-in for the GPU, printed as JSON: what the CPU side allows.
 
-:func:`stablestyle.backends.run_pipelined` decodes, stylizes and encodes in three threads.  With a
+:func:`stablestyle.inference.run_pipelined` decodes, stylizes and encodes in three threads.  With a
 fast GPU the network is not what limits file-to-file frames/s: this runs the same pipeline with a
 stand-in network that does what the CUDA backend does on the host for each frame (copy the frame
 into a reused buffer, pageable here since pinning needs a GPU; wait ``--gpu-ms`` with the GIL released
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     from stylize_speed import _csv, _size, make_clip  # bench/ is on sys.path when this runs as a script
 
-    from stablestyle.backends import run_pipelined
+    from stablestyle.inference import run_pipelined
     from stablestyle.errors import UserError
     from stablestyle.video import open_sink, open_source
 

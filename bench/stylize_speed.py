@@ -5,7 +5,7 @@ For every combination of frame size x network width x backend x precision:
 * ``model_fps``: the network alone, frames already on the device as float
   tensors, recurrent state fed back (``Backend.step``), after warm-up;
 * ``e2e_fps``: decode an H.264 clip at that size -> stylize -> encode H.264,
-  with :func:`stablestyle.backends.run_pipelined` (three threads); ``io_only``
+  with :func:`stablestyle.inference.run_pipelined` (three threads); ``io_only``
   holds the same pipeline per size with the network left out (what decoding
   and encoding alone allow); ``e2e_cpu_cores`` is the process's CPU time over
   wall time (near the core count: the CPU is saturated, spinning included);
@@ -14,7 +14,7 @@ For every combination of frame size x network width x backend x precision:
   speed does not depend on them, the end-to-end encoder's does (a random
   net's noisy frames are x264's worst case);
 * ``gflop_per_frame``: counted from the network's conv layers
-  (:func:`stablestyle.backends.conv_flops`), and the fraction of the device's
+  (:func:`stablestyle.inference.conv_flops`), and the fraction of the device's
   peak that ``model_fps`` reaches.  The peak is *measured* here with a large
   matmul in the same precision (``peak.measured``); for known NVIDIA GPUs the
   datasheet figure is printed beside it (``peak.datasheet``, dense tensor-core
@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stablestyle.backends import conv_flops, make_backend, run_pipelined
+from stablestyle.inference import conv_flops, make_backend, run_pipelined
 from stablestyle.errors import UserError
 from stablestyle.models import TransformerNet
 
@@ -390,7 +390,7 @@ def main(argv=None) -> int:
     if cpu:
         report["notes"].append("CPU timings on a shared machine are noisy; see load_average_before/after")
 
-    from stablestyle.backends import resolve_precision
+    from stablestyle.inference import resolve_precision
 
     combos = []  # (backend, resolved precision); onnx runs fp32 only
     for prec in precisions:

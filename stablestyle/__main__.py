@@ -1,3 +1,5 @@
+"""``python -m stablestyle``: the command line (:func:`stablestyle.cli.main`)."""
+
 import sys
 
 from .cli import main

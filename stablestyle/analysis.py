@@ -1,5 +1,8 @@
 """Stability analysis of style images: Gram-matrix traces and an instability-risk score.
 
+Owns the traces, the risk score, their cache and :func:`analyze_styles`; the comparison with
+measured instability (Fig. 3) is :mod:`stablestyle.trace_correlation`.
+
 Gupta et al. 2017, Sec. 4 ("Characterizing stability"): the style loss only
 constrains Gram matrices ``G = F F^T / N`` of the output's features ``F``
 (``C x HW``; the normaliser ``N = C H W`` is this package's, see
@@ -39,9 +42,6 @@ What this module computes for a style image (resized so its long side is
   network); negative = calmer than typical.  The log makes it a ratio scale
   independent of the VGG weights' activation scale.  The percentile of ``T``
   within the reference set is reported beside it.
-
-Figure 3 of the paper (trace against measured instability) is drawn by
-:mod:`stablestyle.figure3`.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .atomic import write_text_atomic
+from .atomic import atomic_path, write_text_atomic
 from .errors import UserError
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,6 @@ __all__ = [
     "trace_shares",
     "instability_risk",
     "percentile_rank",
-    "pearson",
-    "spearman",
     "load_style",
     "StyleStats",
     "style_traces",
@@ -79,6 +77,7 @@ __all__ = [
     "reference_totals",
     "style_files",
     "default_reference_dir",
+    "save_figure",
 ]
 
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
@@ -144,39 +143,6 @@ def percentile_rank(value: float, reference: Sequence[float]) -> float:
     if ref.size == 0:
         raise ValueError("reference must not be empty")
     return float(100.0 * (np.sum(ref < value) + 0.5 * np.sum(ref == value)) / ref.size)
-
-
-def _check_xy(x: Sequence[float], y: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if a.shape != b.shape or a.ndim != 1 or a.size < 2:
-        raise ValueError(f"need two 1-D sequences of equal length >= 2, got shapes {a.shape} and {b.shape}")
-    return a, b
-
-
-def pearson(x: Sequence[float], y: Sequence[float]) -> float:
-    """Pearson's correlation coefficient; ``nan`` if either sequence is constant."""
-    a, b = _check_xy(x, y)
-    a, b = a - a.mean(), b - b.mean()
-    denom = math.sqrt(float(np.sum(a * a) * np.sum(b * b)))
-    return float(np.sum(a * b) / denom) if denom > 0 else math.nan
-
-
-def _ranks(x: np.ndarray) -> np.ndarray:
-    """Ranks 1..n with ties given their average rank (as ``scipy.stats.rankdata``)."""
-    order = np.argsort(x, kind="mergesort")
-    ranks = np.empty(x.size, dtype=np.float64)
-    ranks[order] = np.arange(1, x.size + 1)
-    for value in np.unique(x):
-        tied = x == value
-        if tied.sum() > 1:
-            ranks[tied] = ranks[tied].mean()
-    return ranks
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman's rank correlation: Pearson's of the (tie-averaged) ranks."""
-    a, b = _check_xy(x, y)
-    return pearson(_ranks(a), _ranks(b))
 
 
 def load_style(path: str | os.PathLike, size: int | None) -> Tensor:
@@ -324,3 +290,11 @@ def analyze_styles(paths: Sequence[str | Path], vgg: torch.nn.Module, *, size: i
                                 shares=trace_shares(tr), risk=instability_risk(total, ref),
                                 percentile=percentile_rank(total, ref)))
     return stats
+
+
+def save_figure(fig, path: str | Path) -> None:
+    """Save a Matplotlib figure atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt)

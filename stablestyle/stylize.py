@@ -4,7 +4,7 @@ Frames go through the network one at a time; the recurrent state (the
 previous stylized output, Gupta et al. 2017 Sec. 5) lives inside one call of
 :func:`stylize_frames`, so each call starts a clip afresh and nothing leaks
 between inputs.  The work is done by an inference backend of
-:mod:`stablestyle.backends` (eager PyTorch by default; onnxruntime for
+:mod:`stablestyle.inference` (eager PyTorch by default; onnxruntime for
 ``backend="onnx"``), which owns the fast paths (reduced precision,
 channels-last, CUDA graphs, pinned transfers).
 """
@@ -43,13 +43,13 @@ def stylize_frames(
         frames: uint8 RGB frames ``(H, W, 3)`` of one clip, in order.
         device: where the network runs.
         half: reduced precision (see :func:`precision_for`).
-        backend: a name of :data:`stablestyle.backends.BACKENDS` (``torch``, ``onnx``).
+        backend: a name of :data:`stablestyle.inference.BACKENDS` (``torch``, ``onnx``).
         threads: CPU threads for inference (``None``: the library default).
 
     Yields:
         uint8 RGB frames ``(H, W, 3)``, the same size as the inputs.
     """
-    from .backends import make_backend
+    from .inference import make_backend
 
     device = torch.device(device)
     runner = make_backend(backend, model, device=device, precision=precision_for(device, half), threads=threads)

@@ -14,15 +14,13 @@ from stablestyle.analysis import (
     gram_trace,
     gram_traces,
     instability_risk,
-    pearson,
     percentile_rank,
-    spearman,
     trace_shares,
 )
 from stablestyle.cli import main
-from stablestyle.figure3 import load_instability
 from stablestyle.errors import UserError
 from stablestyle.losses import gram_matrix
+from stablestyle.trace_correlation import load_instability, pearson, spearman
 
 
 @pytest.mark.parametrize("shape", [(1, 3, 4, 5), (2, 8, 6, 6), (3, 1, 1, 7)])

@@ -9,25 +9,27 @@ import numpy as np
 import pytest
 import torch
 
-from stablestyle.backends import (
+from stablestyle.inference import (
     BACKENDS,
-    SPLIT_MAX_OUT_CHANNELS_CUDA,
-    GroupInstanceNorm2d,
-    PhaseSplitConv2d,
-    SubpixelUpsampleConv,
-    TorchBackend,
     conv_flops,
     frames_to_tensor,
-    group_instance_norms,
     make_backend,
     quantize,
     resolve_precision,
     run_pipelined,
-    split_thin_convs,
     stylize_many,
     stylize_streams,
+)
+from stablestyle.inference.rewrites import (
+    SPLIT_MAX_OUT_CHANNELS_CUDA,
+    GroupInstanceNorm2d,
+    PhaseSplitConv2d,
+    SubpixelUpsampleConv,
+    group_instance_norms,
+    split_thin_convs,
     subpixel_upsample_convs,
 )
+from stablestyle.inference.torch_backend import TorchBackend
 from stablestyle.bundled import available
 from stablestyle.checkpoint import load_checkpoint
 from stablestyle.errors import UserError
@@ -320,10 +322,10 @@ def _diffs_over_clip(reference, candidate, frames, dtype) -> list[torch.Tensor]:
 
 @pytest.mark.parametrize("native, warned", [(True, False), (False, True), (None, False)])
 def test_bf16_on_a_cpu_without_native_bf16_warns(monkeypatch, caplog, native, warned):
-    import stablestyle.backends as backends
+    import stablestyle.inference.precision as inference_precision
 
-    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: native)
-    with caplog.at_level("WARNING", logger="stablestyle.backends"):
+    monkeypatch.setattr(inference_precision, "cpu_has_native_bf16", lambda: native)
+    with caplog.at_level("WARNING", logger="stablestyle.inference.torch_backend"):
         make_backend("torch", _net(), device="cpu", precision="bf16")
         make_backend("torch", _net(), device="cpu", precision="fp32")
     assert ("no native bf16" in caplog.text) is warned and len(caplog.records) == int(warned)
@@ -395,7 +397,7 @@ def test_cuda_graphs_match_eager():
     for clip in (_frames(4, 37, 61), _frames(3, 48, 64, seed=1), _frames(2, 37, 61, seed=3)):
         for diff in _diffs_over_clip(eager, graphs, clip, torch.float16):
             assert diff.max() <= 2e-3, diff.max().item()
-    assert sorted(graphs._graphs) == [(1, 3, 37, 61), (1, 3, 48, 64)]  # the third clip reused the first capture
+    assert sorted(graphs._graphs.shapes) == [(1, 3, 37, 61), (1, 3, 48, 64)]  # the third clip reused the first capture
 
 
 @needs_cuda
@@ -403,7 +405,7 @@ def test_cuda_graphs_match_eager():
 def test_cuda_streaming_run_matches_the_generic_loop(cuda_graphs):
     """``run`` on CUDA (pinned buffers, async copies, one frame in flight) hands out what step + quantize give,
     in order, across a change of frame size."""
-    from stablestyle.backends import Backend
+    from stablestyle.inference import Backend
 
     net = _net(seed=1, width=0.5)
     backend = make_backend("torch", net, device="cuda", cuda_graphs=cuda_graphs)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from stablestyle.backends import conv_flops
+from stablestyle.inference import conv_flops
 from stablestyle.models import TransformerNet
 
 ROOT = Path(__file__).resolve().parents[1]

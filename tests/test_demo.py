@@ -11,7 +11,7 @@ import torch
 
 from stablestyle.checkpoint import load_checkpoint, save_checkpoint
 from stablestyle.cli import main
-from stablestyle.commands.demo import side_by_side
+from stablestyle.demo import side_by_side
 from stablestyle.models import TransformerNet
 from stablestyle.stylize import stylize_frames
 from stablestyle.video import open_source
@@ -128,7 +128,7 @@ def test_demo_refuses_a_model_of_the_wrong_kind(tmp_path, bbb_clip, ckpts, capsy
 
 
 def test_default_baseline_is_the_bundled_perframe_twin():
-    from stablestyle.commands.demo import default_baseline
+    from stablestyle.demo import default_baseline
 
     assert default_baseline("scream") == "scream-perframe"
     assert default_baseline("scream-small") == "scream-perframe"  # same style, the half-width per-frame net

@@ -9,11 +9,11 @@ import onnx
 import pytest
 import torch
 
-from stablestyle.backends import make_backend
+from stablestyle.inference import make_backend
 from stablestyle.checkpoint import save_checkpoint
 from stablestyle.cli import main
 from stablestyle.errors import UserError
-from stablestyle.export import OnnxExportConfig, export_onnx, read_onnx_metadata
+from stablestyle.inference.onnx_export import OnnxExportConfig, export_onnx, read_onnx_metadata
 from stablestyle.models import TransformerNet
 
 #: onnxruntime (CPU EP) vs PyTorch fp32, max abs over a 3-frame recurrent sequence.  Measured ~1e-6
@@ -102,7 +102,7 @@ def test_export_is_atomic(tmp_path, monkeypatch):
     def broken_replace(src, dst):
         raise OSError("disk full (test)")
 
-    monkeypatch.setattr("stablestyle.export.os.replace", broken_replace)
+    monkeypatch.setattr("stablestyle.inference.onnx_export.os.replace", broken_replace)
     with pytest.raises(OSError, match="test"):
         export_onnx(_net(), tmp_path / "a.onnx", OnnxExportConfig(height=16, width=16))
     assert list(tmp_path.iterdir()) == []

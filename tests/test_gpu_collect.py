@@ -1,4 +1,4 @@
-"""scripts/gpu_collect.py: what the GPU calls bring back lands in the repository, with the targets checked."""
+"""bench/gpu/gpu_collect.py: what the GPU calls bring back lands in the repository, with the targets checked."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def collect(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_collect.py"), *map(str, args)],
+    return subprocess.run([sys.executable, str(ROOT / "bench" / "gpu" / "gpu_collect.py"), *map(str, args)],
                           capture_output=True, text=True, timeout=60, cwd=ROOT)
 
 

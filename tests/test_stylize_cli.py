@@ -197,9 +197,9 @@ def test_model_folder_without_final_checkpoint(tmp_path, bbb_clip, ckpt, capsys,
                                                    (True, ["--no-half"], False), (True, ["--half"], False)])
 def test_cpu_with_native_bf16_suggests_half(tmp_path, bikes_clip, ckpt, caplog, monkeypatch, native, extra, hinted):
     """stylize stays fp32 unless asked, but says when --half would be fast on this CPU."""
-    import stablestyle.backends as backends
+    import stablestyle.inference.precision as inference_precision
 
-    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(inference_precision, "cpu_has_native_bf16", lambda: native)
     with caplog.at_level("INFO"):
         assert main(["stylize", str(bikes_clip), "-o", str(tmp_path / "o.mp4"), "--model", str(ckpt), "--device",
                      "cpu", "--max-frames", "2", *extra]) == 0
@@ -250,7 +250,7 @@ def test_onnx_backend_matches_torch(tmp_path, bikes_clip, ckpt):
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # fp32 both ways; rounding at most
 
 
-@pytest.mark.parametrize("method", ["gatys", "ruder"])
+@pytest.mark.parametrize("method", ["gatys", "ruder", "ruder-long"])
 def test_optimisation_methods_through_stylize(tmp_path, frames_dir, assets, method):
     out = tmp_path / method
     assert main(["stylize", str(frames_dir), "-o", str(out), "--method", method, "--style",
@@ -404,7 +404,7 @@ def test_quiet_silences_info_messages_but_not_warnings(tmp_path, frames_dir, ckp
 
 def test_cli_choices_match_the_library():
     """The command repeats these lists so that --help imports neither torch nor PyAV; they must agree."""
-    from stablestyle.backends import COMPILE_MODES
+    from stablestyle.inference import COMPILE_MODES
     from stablestyle.commands import stylize
     from stablestyle.video import X264_PRESETS
 
@@ -438,8 +438,8 @@ def test_preset_changes_the_encoder_setting(tmp_path, bikes_clip, ckpt, capsys):
     ((1.5, 1.9), "medium", None),  # neither wait reaches a quarter of the run: the network set the pace
 ])
 def test_bottleneck_note(waits, preset, expected):
-    from stablestyle.backends import PipelineStats
-    from stablestyle.commands.stylize import bottleneck_note
+    from stablestyle.inference import PipelineStats
+    from stablestyle.advice import bottleneck_note
 
     stats = PipelineStats(frames=240, seconds=8.0, decode_wait_s=waits[0], encode_wait_s=waits[1])
     note = bottleneck_note(stats, preset)

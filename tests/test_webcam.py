@@ -15,6 +15,7 @@ from PIL import Image
 
 from stablestyle.checkpoint import load_checkpoint, save_checkpoint
 from stablestyle.cli import main
+from stablestyle import live
 from stablestyle.commands import webcam
 from stablestyle.models import TransformerNet
 from stablestyle.stylize import stylize_frames
@@ -82,9 +83,9 @@ def test_records_with_a_live_preset_by_default(tmp_path, ckpt, bikes_clip):
 ])
 def test_auto_precision_is_bf16_on_a_cpu_with_native_bf16(ckpt, bikes_clip, monkeypatch, caplog, native,
                                                            precision, expected):
-    import stablestyle.backends as backends
+    import stablestyle.inference.precision as inference_precision
 
-    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(inference_precision, "cpu_has_native_bf16", lambda: native)
     with caplog.at_level(logging.INFO, logger="stablestyle.commands.webcam"):
         assert main(_cmd(ckpt, bikes_clip, "--no-preview", "--max-frames", "2", "--device", "cpu",
                          "--precision", precision)) == 0
@@ -222,7 +223,7 @@ def test_source_that_ends_early_keeps_the_recording_and_warns(tmp_path, ckpt, ca
 
 def test_draw_fps_writes_text():
     img = np.zeros((90, 160, 3), np.uint8)
-    webcam.draw_fps(cv2, img, 12.3)
+    live.draw_fps(cv2, img, 12.3)
     assert img[:30, :80].max() == 255 and img[40:].max() == 0
 
 

@@ -63,42 +63,19 @@ def _reference_files(args, images: list) -> tuple[list, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-    import sys
-    from pathlib import Path
-
-    import numpy as np
-
     from ..analysis import analyze_styles, reference_totals
-    from ..figure3 import load_instability, plot_trace_vs_instability
+    from ..trace_correlation import load_instability, plot_trace_vs_instability
     from ..errors import UserError
     from ..models import load_vgg16
-    from ..report import provenance
     from ..runtime import resolve_device
-    from ..video import same_path
 
     # ---- user errors first, before any network work
     if isinstance(args.size, bool) or args.size < 32:
         raise UserError(f"--size must be at least 32 pixels, got {args.size}")
     images = _expand_images(args.images, "style image")
-    instability = None
     if args.plot is not None:
-        plot = Path(args.plot)
-        if plot.suffix.lower() not in PLOT_SUFFIXES:
-            raise UserError(f"--plot {plot}: unknown figure type; valid: {', '.join(PLOT_SUFFIXES)}")
-        if not plot.parent.is_dir():
-            raise UserError(f"--plot {plot}: folder {plot.parent} does not exist; create it first")
-        if plot.is_dir():
-            raise UserError(f"--plot {plot} is a folder; give a file name such as {plot / 'fig3.png'}")
-        inputs = [*images, *(args.reference or []), *([args.instability] if args.instability else [])]
-        if any(same_path(plot, p) for p in inputs):
-            raise UserError(f"--plot {plot} is also an input; choose another file name")
-        if plot.exists() and not args.overwrite:
-            raise UserError(f"--plot {plot} already exists; pass --overwrite to replace it")
-        if args.instability is None:
-            raise UserError("--plot needs --instability (evaluate's results.json or a {style: instability} JSON)")
-    if args.instability is not None:
-        instability = load_instability(args.instability, args.method)
+        _check_plot(args, images)
+    instability = load_instability(args.instability, args.method) if args.instability is not None else None
     reference, reference_source = _reference_files(args, images)
     device = resolve_device(args.device)
 
@@ -110,25 +87,69 @@ def run(args: argparse.Namespace) -> int:
 
     if args.json:
         correlation = plot_trace_vs_instability(stats, instability, args.plot) if args.plot is not None else None
-        report = {
-            "provenance": provenance(getattr(args, "_argv", None) or sys.argv, device),
-            "size": args.size,
-            "risk_formula": "0.5 * log2(total_trace / median(reference total traces))",
-            "reference": {"source": reference_source, "n": len(ref_totals),
-                          "median_total_trace": float(np.median(ref_totals))},
-            "styles": [s.as_dict() | {"rank": rank[i], "instability": (instability or {}).get(s.name)}
-                       for i, s in enumerate(stats)],
-            "correlation": correlation,
-            "plot": args.plot,
-        }
-        print(json.dumps(report, indent=2))
+        _print_json(args, device, stats, rank, instability, ref_totals, reference_source, correlation)
         return 0
-
     # the table first: a plot that cannot be drawn (too few matched styles) still leaves the analysis shown
+    _print_table(args.size, stats, order, rank, instability, ref_totals, reference_source)
+    correlation = plot_trace_vs_instability(stats, instability, args.plot) if args.plot is not None else None
+    if correlation is not None:
+        print(f"trace vs instability over {correlation['n']} styles: Pearson r = {correlation['pearson']:.3f}, "
+              f"Spearman rho = {correlation['spearman']:.3f} -> {args.plot}")
+    return 0
+
+
+def _check_plot(args: argparse.Namespace, images: list) -> None:
+    """``--plot``: a figure file name that is new (or ``--overwrite``), no input, with ``--instability`` given."""
+    from pathlib import Path
+
+    from ..errors import UserError
+    from ..video import same_path
+
+    plot = Path(args.plot)
+    if plot.suffix.lower() not in PLOT_SUFFIXES:
+        raise UserError(f"--plot {plot}: unknown figure type; valid: {', '.join(PLOT_SUFFIXES)}")
+    if not plot.parent.is_dir():
+        raise UserError(f"--plot {plot}: folder {plot.parent} does not exist; create it first")
+    if plot.is_dir():
+        raise UserError(f"--plot {plot} is a folder; give a file name such as {plot / 'fig3.png'}")
+    inputs = [*images, *(args.reference or []), *([args.instability] if args.instability else [])]
+    if any(same_path(plot, p) for p in inputs):
+        raise UserError(f"--plot {plot} is also an input; choose another file name")
+    if plot.exists() and not args.overwrite:
+        raise UserError(f"--plot {plot} already exists; pass --overwrite to replace it")
+    if args.instability is None:
+        raise UserError("--plot needs --instability (evaluate's results.json or a {style: instability} JSON)")
+
+
+def _print_json(args, device, stats, rank, instability, ref_totals, reference_source, correlation) -> None:
+    import json
+    import sys
+
+    import numpy as np
+
+    from ..report import provenance
+
+    report = {
+        "provenance": provenance(getattr(args, "_argv", None) or sys.argv, device),
+        "size": args.size,
+        "risk_formula": "0.5 * log2(total_trace / median(reference total traces))",
+        "reference": {"source": reference_source, "n": len(ref_totals),
+                      "median_total_trace": float(np.median(ref_totals))},
+        "styles": [s.as_dict() | {"rank": rank[i], "instability": (instability or {}).get(s.name)}
+                   for i, s in enumerate(stats)],
+        "correlation": correlation,
+        "plot": args.plot,
+    }
+    print(json.dumps(report, indent=2))
+
+
+def _print_table(size, stats, order, rank, instability, ref_totals, reference_source) -> None:
+    import sys
+
     layers = list(stats[0].traces)
     header = f"{'rank':>4}  {'style':<28} {'total trace':>12} {'risk':>6} {'pct':>5}  " + \
              " ".join(f"{name:>8}" for name in layers) + (f" {'instability':>11}" if instability is not None else "")
-    print(f"Gram-matrix trace at long side {args.size} px; risk = 0.5*log2(trace / median of {len(ref_totals)} "
+    print(f"Gram-matrix trace at long side {size} px; risk = 0.5*log2(trace / median of {len(ref_totals)} "
           f"reference styles: {reference_source}); higher = more flicker expected")
     print(header)
     for i in order:
@@ -140,8 +161,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"{rank[i]:>4}  {s.name[:28]:<28} {s.total_trace:12.4g} {s.risk:+6.2f} {s.percentile:5.0f}  {shares}"
               f"{measured}")
     sys.stdout.flush()
-    correlation = plot_trace_vs_instability(stats, instability, args.plot) if args.plot is not None else None
-    if correlation is not None:
-        print(f"trace vs instability over {correlation['n']} styles: Pearson r = {correlation['pearson']:.3f}, "
-              f"Spearman rho = {correlation['spearman']:.3f} -> {args.plot}")
-    return 0

@@ -1,7 +1,7 @@
 """``stablestyle export CKPT --onnx OUT.onnx``: write a trained network as an ONNX graph.
 
 The graph takes ``frame`` and (recurrent nets) ``prev`` and returns ``out``;
-see :mod:`stablestyle.export`.  After writing, the file is checked with
+see :mod:`stablestyle.inference.onnx_export`.  After writing, the file is checked with
 ``onnx.checker`` and run once with onnxruntime against PyTorch on a short
 recurrent sequence.
 """
@@ -21,7 +21,7 @@ VERIFY_TOLERANCE = 1e-4
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+    from ..inference.onnx_export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 
     p.add_argument("checkpoint", help="checkpoint path or bundled model name (see `stablestyle models`)")
     p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="output file")
@@ -43,7 +43,7 @@ def verify_onnx(model, path, height: int, width: int, frames: int = 3) -> float:
     """Max-abs difference between onnxruntime and PyTorch over a ``frames``-long recurrent sequence."""
     import torch
 
-    from ..backends import make_backend
+    from ..inference import make_backend
 
     backend = make_backend("onnx", str(path), device="cpu")
     gen = torch.Generator().manual_seed(0)
@@ -59,7 +59,7 @@ def verify_onnx(model, path, height: int, width: int, frames: int = 3) -> float:
 
 def run(args: argparse.Namespace) -> int:
     from ..checkpoint import describe_net, load_checkpoint
-    from ..export import OnnxExportConfig, check_onnx_output, export_onnx
+    from ..inference.onnx_export import OnnxExportConfig, check_onnx_output, export_onnx
 
     config = OnnxExportConfig(height=args.height, width=args.width, dynamic=args.dynamic, opset=args.opset,
                               split_convs=args.split_convs)

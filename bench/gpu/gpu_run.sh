@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Runs on a lent GPU machine, in the repository root, after `python scripts/gpu_stage.py bench|train` here
+# Runs on a lent GPU machine, in the repository root, after `python bench/gpu/gpu_stage.py bench|train` here
 # (see that script for what each call carries). Everything it measures lands in $OUT (at most 8 files come
 # back from a device call, so runs are packed into one tar each).
 #
-#   bash scripts/gpu_run.sh bench   CUDA tests of the backends and of training; bench/stylize_speed.py (fp16,
+#   bash bench/gpu/gpu_run.sh bench   CUDA tests of the backends and of training; bench/stylize_speed.py (fp16,
 #                                   model-only and end-to-end, JSON): torch.compile (COMPILE_MODE, default
 #                                   "default") at 1080p with and without the conv rewrites, max-autotune, the
 #                                   veryfast / superfast / medium H.264 presets, CUDA graphs, eager;
@@ -11,7 +11,7 @@
 #                                   and orders the stages
 #   (15 device minutes a session, starts included: bench with timeout_s=540 leaves no room for train;
 #    for both, shorten bench with VARIANTS, e.g. "pipeline compiled_veryfast", then train with timeout_s=330)
-#   bash scripts/gpu_run.sh train   CUDA training tests; full-width stable and per-frame nets and a
+#   bash bench/gpu/gpu_run.sh train   CUDA training tests; full-width stable and per-frame nets and a
 #                                   quarter-width stable net for each style, trained side by side under
 #                                   --time-limit (default 2m: what is left of 15 device minutes after bench); returns final.pt + logs per run
 #
@@ -20,8 +20,8 @@
 # TIME_LIMIT (2m), CROP (256), BATCH (4), WORKERS (4), RUNS (JOBS as name:mode:width, space-separated).
 # DEVICE=cpu with small settings runs the same steps on a CPU (how this script is checked without a GPU).
 set -uo pipefail
-cd "$(dirname "$0")/.."
-WHAT=${1:?usage: scripts/gpu_run.sh bench|train}
+cd "$(dirname "$0")/../.."
+WHAT=${1:?usage: bench/gpu/gpu_run.sh bench|train}
 DEVICE=${DEVICE:-cuda}
 OUT=${OUT:-out/gpu}
 PY=${PY:-python3}
@@ -37,7 +37,7 @@ say() { echo "[$(date +%T)] $*" | tee -a "$LOG"; }
 case "$WHAT" in
 bench)
   STAGE=.device/bench
-  [ -d "$STAGE/wheels" ] || { say "error: $STAGE/wheels missing; run python scripts/gpu_stage.py bench and carry $STAGE"; exit 2; }
+  [ -d "$STAGE/wheels" ] || { say "error: $STAGE/wheels missing; run python bench/gpu/gpu_stage.py bench and carry $STAGE"; exit 2; }
   if ! "$PY" -c "import av, importlib.util as u; assert u.find_spec('skvideo')" >/dev/null 2>&1; then
     "$PY" -m pip install -q --upgrade --no-index --no-deps --no-compile --no-cache-dir --target /tmp/gpu-site "$STAGE"/wheels/*.whl \
       || { say "error: installing the wheels failed"; exit 2; }
@@ -110,7 +110,7 @@ bench)
   ;;
 train)
   STAGE=.device/train
-  [ -d "$STAGE/assets" ] || { say "error: $STAGE missing; run python scripts/gpu_stage.py train and carry $STAGE"; exit 2; }
+  [ -d "$STAGE/assets" ] || { say "error: $STAGE missing; run python bench/gpu/gpu_stage.py train and carry $STAGE"; exit 2; }
   export STABLESTYLE_ASSETS="$PWD/$STAGE/assets" STABLESTYLE_CACHE=${STABLESTYLE_CACHE:-/tmp/stablestyle-cache}
   say "tests (CUDA training)"
   timeout 75 "$PY" -m pytest -q -p no:cacheprovider tests/test_train.py -k cuda >"$OUT/tests_train.txt" 2>&1
@@ -148,6 +148,6 @@ train)
     tar -cf "$OUT/$name.tar" -C "$RUNS" "$name/final.pt" "$name/config.yaml" "$name/log.csv" "$name/val.csv" "$name.stdout"
   done
   ;;
-*) echo "usage: scripts/gpu_run.sh bench|train" >&2; exit 2 ;;
+*) echo "usage: bench/gpu/gpu_run.sh bench|train" >&2; exit 2 ;;
 esac
 say "done"

@@ -1,4 +1,7 @@
-"""ONNX export of the (recurrent) transformation network.
+"""ONNX export of the (recurrent) transformation network: the graph, its metadata, the file.
+
+Owns :func:`export_onnx`, :func:`onnx_bytes` (what the onnx backend runs), the graph's
+input / output names, :class:`OnnxExportConfig` and :func:`read_onnx_metadata`.
 
 The exported graph is stateless; the recurrent state travels through it
 explicitly (Gupta et al. 2017, Sec. 4: the net sees the previous *output*):
@@ -40,9 +43,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import __version__
-from .atomic import atomic_path
-from .errors import UserError
+from .. import __version__
+from ..atomic import atomic_path
+from ..errors import UserError
+from .rewrites import split_thin_convs
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +69,7 @@ class OnnxExportConfig:
     static graph accepts).  ``dynamic``: batch, height and width become free
     axes (``batch``, ``height``, ``width``).  ``opset``: ONNX opset version.
     ``split_convs``: export thin 9x9 convolutions phase-split
-    (:class:`stablestyle.backends.PhaseSplitConv2d`: the same outputs, faster
+    (:class:`stablestyle.inference.rewrites.PhaseSplitConv2d`: the same outputs, faster
     on CPU runtimes; GPU runtimes gain nothing).
     """
 
@@ -103,7 +107,7 @@ class OnnxExportWrapper(nn.Module):
         self.recurrent = bool(getattr(net, "recurrent", False))
 
     def forward(self, frame: torch.Tensor, prev: torch.Tensor | None = None) -> torch.Tensor:
-        from .models import InputPadder
+        from ..models import InputPadder
 
         padder = InputPadder(frame.shape)
         x = F.pad(frame, padder.padding, mode="reflect")
@@ -119,8 +123,6 @@ def _export_to(model: nn.Module, f, config: OnnxExportConfig) -> None:
     """Trace ``model`` into ``f`` (path or binary file object) with the TorchScript exporter."""
     config.validate()
     if config.split_convs:
-        from .backends import split_thin_convs
-
         model = copy.deepcopy(model)
         split_thin_convs(model)
     wrapper = OnnxExportWrapper(model).eval()

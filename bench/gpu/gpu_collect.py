@@ -1,6 +1,6 @@
-"""Gather what the two GPU calls brought back (``scripts/gpu_run.sh bench|train``) into the repository.
+"""Gather what the two GPU calls brought back (``bench/gpu/gpu_run.sh bench|train``) into the repository.
 
-Usage: python scripts/gpu_collect.py FILES_AT [--runs runs/gpu] [--reports reports/bench] [--prefix gpu_h200]
+Usage: python bench/gpu/gpu_collect.py FILES_AT [--runs runs/gpu] [--reports reports/bench] [--prefix gpu_h200]
 
 * ``speed_<variant>.json`` -> ``<reports>/<prefix>_<variant>.json``, and a Markdown table of every
   measured combination on stdout (variant, size, width, precision, model and end-to-end frames/s, the

@@ -1,9 +1,9 @@
-"""Figure 3 of Gupta et al. 2017: style images' Gram-matrix trace against measured instability.
+"""Style traces against measured instability (Gupta et al. 2017, Fig. 3).
 
-Reads measured per-style instability (:func:`load_instability`: a
-``{"style": value}`` JSON or an ``evaluate`` results.json) and draws it
-against the total trace of :func:`stablestyle.analysis.analyze_styles`
-(:func:`plot_trace_vs_instability`, with Pearson and Spearman correlations).
+Owns :func:`load_instability` (per-style instability from ``stablestyle evaluate``'s
+``results.json`` or a ``{style: value}`` map), the correlations :func:`pearson` and
+:func:`spearman`, and :func:`plot_trace_vs_instability`, the figure.  The traces themselves come
+from :func:`stablestyle.analysis.analyze_styles`.
 """
 
 from __future__ import annotations
@@ -16,13 +16,43 @@ from pathlib import Path
 
 import numpy as np
 
-from .analysis import StyleStats, pearson, spearman
-from .atomic import atomic_path
+from .analysis import StyleStats, save_figure
 from .errors import UserError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["load_instability", "plot_trace_vs_instability", "save_figure"]
+
+def _check_xy(x: Sequence[float], y: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or a.size < 2:
+        raise ValueError(f"need two 1-D sequences of equal length >= 2, got shapes {a.shape} and {b.shape}")
+    return a, b
+
+
+def pearson(x: Sequence[float], y: Sequence[float]) -> float:
+    """Pearson's correlation coefficient; ``nan`` if either sequence is constant."""
+    a, b = _check_xy(x, y)
+    a, b = a - a.mean(), b - b.mean()
+    denom = math.sqrt(float(np.sum(a * a) * np.sum(b * b)))
+    return float(np.sum(a * b) / denom) if denom > 0 else math.nan
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n with ties given their average rank (as ``scipy.stats.rankdata``)."""
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(x.size, dtype=np.float64)
+    ranks[order] = np.arange(1, x.size + 1)
+    for value in np.unique(x):
+        tied = x == value
+        if tied.sum() > 1:
+            ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rank correlation: Pearson's of the (tie-averaged) ranks."""
+    a, b = _check_xy(x, y)
+    return pearson(_ranks(a), _ranks(b))
 
 
 def _finite(value: float) -> bool:
@@ -118,11 +148,3 @@ def plot_trace_vs_instability(stats: Sequence[StyleStats], instability: Mapping[
     fig.tight_layout()
     save_figure(fig, path)
     return {"pearson": r, "spearman": rho, "n": len(points)}
-
-
-def save_figure(fig, path: str | Path) -> None:
-    """Save a Matplotlib figure atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    fmt = path.suffix.lstrip(".").lower() or "png"
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=fmt)
