@@ -61,11 +61,20 @@ def test_known_exceptions_still_exist():
 
 
 def _imports(path: Path, modules: set[str]) -> set[str]:
-    """The package modules that ``path`` imports (at any depth of its code, lazy imports included)."""
+    """The package modules that ``path`` imports (at any depth of its code, lazy imports included).
+
+    Imports under ``if TYPE_CHECKING:`` are left out: they are for annotations and never run.
+    """
     here = _module_name(path)
     package = here if path.name == "__init__.py" else here.rpartition(".")[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    type_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
+                 and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
+                 for n in ast.walk(block)}  # imports for annotations only never run: no cycle at import time
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
