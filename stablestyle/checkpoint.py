@@ -35,6 +35,7 @@ import logging
 import math
 import os
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +86,10 @@ def _load_error(exc: BaseException) -> str:
     """One short line saying why :func:`safe_torch_load` failed (torch's text is a page of advice)."""
     text = str(exc)
     if "WeightsUnpickler error:" in text:
-        cause = first_line(text.split("WeightsUnpickler error:", 1)[1])
-        return f"it holds code or types a checkpoint may not contain, refused unrun: {cause}"
+        cause = text.split("WeightsUnpickler error:", 1)[1]
+        named = re.search(r"GLOBAL (\S+)", cause)
+        what = f"it names {named.group(1)}" if named else first_line(cause, 80)
+        return f"refused unrun: {what}, which a checkpoint may not contain (code or a foreign type)"
     text = first_line(text)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
