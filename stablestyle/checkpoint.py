@@ -88,8 +88,10 @@ def _load_error(exc: BaseException) -> str:
     if "WeightsUnpickler error:" in text:
         cause = text.split("WeightsUnpickler error:", 1)[1]
         named = re.search(r"GLOBAL (\S+)", cause)
-        what = f"it names {named.group(1)}" if named else first_line(cause, 80)
-        return f"refused unrun: {what}, which a checkpoint may not contain (code or a foreign type)"
+        if named:
+            return (f"refused unrun: it names {named.group(1)}, which a checkpoint may not contain "
+                    "(code or a foreign type)")
+        return f"{type(exc).__name__}: {first_line(cause)}"  # not a pickle at all (an image renamed .pt, ...)
     text = first_line(text)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
