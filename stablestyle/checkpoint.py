@@ -14,15 +14,28 @@ A checkpoint is a ``torch.save`` dict::
       "training_state": {...},    # optimiser / scaler / RNG state, only in resumable checkpoints
     }
 
-Writes are atomic (temporary name in the same folder, then ``os.replace``), so
-a killed run never leaves a truncated checkpoint under the final name.
+Writes are atomic (temporary name in the same folder, flushed to disk, then
+``os.replace``), so a killed run never leaves a truncated checkpoint under the
+final name.
+
+Loading never runs code from the file: ``torch.load(weights_only=True)``, whose
+unpickler builds only tensors, plain containers, numbers and strings, plus the
+numpy array types that the RNG state of a resumable checkpoint holds
+(:data:`SAFE_GLOBALS`).  A file that names anything else (a pickled function
+call, a class) is refused with a :class:`UserError` before any of it runs.
+The settings and weights read are then checked (types, ranges, finiteness)
+before a network is built from them.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
+import math
 import os
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +44,7 @@ import torch
 from . import __version__
 from .atomic import atomic_path
 from .errors import UserError, first_line
+from .inputs import check_input_file
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +52,48 @@ FORMAT = "stablestyle-checkpoint"
 FORMAT_VERSION = 1
 #: The checkpoint that a run folder of ``stablestyle train`` hands over for use.
 FINAL_NAME = "final.pt"
+#: Largest channel multiplier a checkpoint may ask for (width 1.0 is Johnson et al.'s net); larger values
+#: in a file are damage or malice, and would ask for gigabytes before any weight is checked.
+MAX_WIDTH = 4.0
+
+
+def _numpy_safe_globals() -> list:
+    """The numpy callables that unpickle a plain numeric array (``np.random.get_state()`` holds one).
+
+    ``_reconstruct`` and ``ndarray`` build an empty array whose contents come from the restricted
+    unpickler itself, so they cannot reach arbitrary code.
+    """
+    import numpy as np
+
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # pragma: no cover - numpy < 2
+        from numpy.core.multiarray import _reconstruct
+    return [_reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
+def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load`` that cannot run code: only tensors, plain data and numeric numpy arrays are built.
+
+    Raises ``pickle.UnpicklingError`` for a file that names anything else, and whatever ``torch.load``
+    raises for a corrupt file; :func:`read_checkpoint` turns both into a :class:`UserError`.
+    """
+    with torch.serialization.safe_globals(_numpy_safe_globals()):
+        return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def _load_error(exc: BaseException) -> str:
+    """One short line saying why :func:`safe_torch_load` failed (torch's text is a page of advice)."""
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:
+        cause = text.split("WeightsUnpickler error:", 1)[1]
+        named = re.search(r"GLOBAL (\S+)", cause)
+        if named:
+            return (f"refused unrun: it names {named.group(1)}, which a checkpoint may not contain "
+                    "(code or a foreign type)")
+        return f"{type(exc).__name__}: {first_line(cause)}"  # not a pickle at all (an image renamed .pt, ...)
+    text = first_line(text)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -50,9 +106,28 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename over it."""
+    """``torch.save`` to a temporary file beside ``path``, then rename over it.
+
+    A full disk makes ``torch.save`` raise a C++ ``RuntimeError`` ("file write failed"); it becomes
+    an ``OSError`` naming ``path`` (ENOSPC when the disk is indeed full, else EIO), which the CLI
+    reports in one line with exit status 1.
+    """
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as exc:
+            if "write" not in str(exc).lower():
+                raise
+            raise OSError(_write_errno(tmp), "could not write the checkpoint (disk full?)", str(path)) from None
+
+
+def _write_errno(path: Path) -> int:
+    """ENOSPC when the file system of ``path`` has no room left, else EIO."""
+    try:
+        stat = os.statvfs(path.parent)
+    except OSError:
+        return errno.EIO
+    return errno.ENOSPC if stat.f_bavail * stat.f_frsize < (64 << 20) else errno.EIO
 
 
 def save_checkpoint(
@@ -97,21 +172,24 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{path} is a folder; give a checkpoint file (e.g. {path / FINAL_NAME})")
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"checkpoint {path} does not exist (see `stablestyle models` for bundled names)")
+    check_input_file(path, "checkpoint")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:  # pickle / zip errors: a corrupt or foreign file (an image renamed .pt, ...)
-        text = first_line(str(exc))  # the CLI prints errors on one line
-        reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-        raise UserError(f"{path} is not a stablestyle checkpoint ({reason}); train one with `stablestyle train`, "
-                        "or pass a bundled name from `stablestyle models`") from None
+        payload = safe_torch_load(path, map_location)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError, AttributeError, KeyError,
+            ImportError, IndexError, OSError, UnicodeDecodeError, OverflowError, MemoryError) as exc:
+        raise UserError(f"{path} is not a stablestyle checkpoint ({_load_error(exc)}); train one with "
+                        "`stablestyle train`, or pass a bundled name from `stablestyle models`") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise UserError(
             f"{path} is not a stablestyle checkpoint (train one with `stablestyle train`, "
             "or pass a bundled name from `stablestyle models`)"
         )
-    if payload.get("format_version", 0) > FORMAT_VERSION:
+    version = payload.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise UserError(f"{path} has format_version {version!r}, not a whole number; the file is damaged")
+    if version > FORMAT_VERSION:
         raise UserError(
             f"{path} has checkpoint format {payload['format_version']}, newer than this stablestyle "
             f"{__version__} understands ({FORMAT_VERSION}); upgrade stablestyle"
@@ -119,13 +197,49 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     for key in ("model", "state_dict", "step"):
         if key not in payload:
             raise UserError(f"{path} is missing '{key}'; the file is damaged or was not written by stablestyle")
+    check_model_settings(payload["model"], str(path))
+    check_weights(payload["state_dict"], str(path))
     return payload
+
+
+def check_model_settings(settings: Any, source: str = "checkpoint") -> None:
+    """:class:`UserError` unless ``settings`` is ``{"width": 0 < number <= MAX_WIDTH, "recurrent": bool}``."""
+    if not isinstance(settings, dict):
+        raise UserError(f"{source}: model settings must be a mapping, got {type(settings).__name__}")
+    unknown = sorted(str(k) for k in settings if k not in ("width", "recurrent"))
+    if unknown:
+        raise UserError(f"{source}: unknown model settings {', '.join(unknown)} (valid: width, recurrent); "
+                        "the file is damaged or its settings were edited")
+    width = settings.get("width", 1.0)
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not (
+            math.isfinite(width) and 0 < width <= MAX_WIDTH):
+        raise UserError(f"{source}: model width {width!r} is not a number in (0, {MAX_WIDTH:g}]; "
+                        "the file is damaged or its settings were edited")
+    if not isinstance(settings.get("recurrent", True), bool):
+        raise UserError(f"{source}: model setting recurrent={settings['recurrent']!r} is not true or false; "
+                        "the file is damaged or its settings were edited")
+
+
+def check_weights(state: Any, source: str = "checkpoint") -> None:
+    """:class:`UserError` unless ``state`` maps names to tensors whose values are all finite.
+
+    A net with NaN or infinite weights renders black frames; refuse it where it is loaded.
+    """
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise UserError(f"{source}: its state_dict is not a mapping of names to tensors; the file is damaged")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise UserError(f"{source}: {len(bad)} weight tensor(s) hold NaN or infinite values ({', '.join(bad[:2])}); "
+                        "the training diverged or the file is damaged; use an earlier checkpoint")
 
 
 def model_from_checkpoint(payload: dict, source: str = "checkpoint") -> torch.nn.Module:
     """Rebuild the network described by a checkpoint dict and load its weights (float32, eval mode)."""
     from .models import TransformerNet
 
+    check_model_settings(payload["model"], source)
+    check_weights(payload["state_dict"], source)
     try:
         model = TransformerNet(**payload["model"])
     except TypeError as exc:

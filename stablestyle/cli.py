@@ -9,15 +9,18 @@ tests call directly.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import importlib
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
 from . import __version__
-from .errors import UserError
+from .errors import Terminated, UserError
 
 # command name -> module; a command appears only if its module exists.
 COMMANDS: dict[str, str] = {
@@ -34,7 +37,40 @@ COMMANDS: dict[str, str] = {
 
 
 # OSError numbers that mean "the disk or the permissions", reported in one line.
-_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
+                       errno.EFBIG}
+#: Signals that stop a command the way Ctrl-C does (temporary outputs removed, exit status 128 + signal).
+TERMINATING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def terminating_signals_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM / SIGHUP raise :class:`~stablestyle.errors.Terminated` in the main thread.
+
+    Without this Python dies at once on them and every ``finally`` that removes a temporary output is
+    skipped.  Outside the main thread (where handlers cannot be set) this does nothing.
+    """
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in TERMINATING_SIGNALS:
+            previous[sig] = signal.signal(sig, _raise_terminated)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def environment_error_line(exc: OSError) -> str:
+    """The one-line message for a disk / permission ``OSError``, naming the output, never its temporary name."""
+    from .atomic import final_name
+
+    where = f"{final_name(exc.filename)}: " if exc.filename else ""
+    return f"error: {where}{exc.strerror or exc} (free space or fix permissions, then run again)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 1 disk full / no permission, 2 user error, 130 interrupted)."""
+    """Run the CLI; returns the exit status (0 ok, 1 disk full / no permission / out of memory, 2 user error,
+    130 interrupted, 128 + signal for SIGTERM / SIGHUP)."""
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
@@ -77,10 +114,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args._run(args) or 0)
+        with terminating_signals_interrupt():
+            return int(args._run(args) or 0)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Terminated as exc:
+        print(f"terminated by signal {exc.signum}", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -90,11 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # after BrokenPipeError (an OSError too): the disk or permissions, not a bug
         if exc.errno not in _ENVIRONMENT_ERRNOS:
             raise
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"error: {where}{exc.strerror or exc} (free space or fix permissions, then run again)",
-              file=sys.stderr)
+        print(environment_error_line(exc), file=sys.stderr)
         return 1
-
+    except MemoryError:  # torch.OutOfMemoryError (a RuntimeError) is handled by its commands' device logic
+        print("error: out of memory; use smaller inputs (--max-size) or a smaller model", file=sys.stderr)
+        return 1
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

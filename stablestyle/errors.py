@@ -36,3 +36,15 @@ def run_script(main: Callable[[], int]) -> None:
         print(f"error: {exc}", file=sys.stderr)
         status = 2
     sys.exit(status)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread like Ctrl-C's ``KeyboardInterrupt``.
+
+    Being a ``KeyboardInterrupt``, it unwinds through the same ``except BaseException`` clean-ups that
+    remove temporary outputs; the CLI exits with ``128 + signum`` as a shell does for a killed process.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

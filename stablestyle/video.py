@@ -31,8 +31,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .atomic import atomic_path, publish_folder, temp_beside
+from .atomic import atomic_path, durable_replace, publish_folder, temp_beside
 from .errors import UserError, first_line
+from .inputs import check_input_file
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 """Still images read with Pillow (single images and the frames of a frame folder)."""
 OUTPUT_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MIN_SIDE = 16
+#: Largest image side that a size option accepts (16K video is 15360 wide); larger values are typos that
+#: would ask for gigabytes of memory.
+MAX_SIDE = 16384
 """Smallest frame side accepted: below this the network's downsampling leaves nothing."""
 DEFAULT_FPS = 25.0
 """Frame rate assumed for frame folders and images when none is given."""
@@ -155,6 +159,12 @@ def check_max_size(max_size: int | None, name: str = "max size") -> None:
                         f"got {max_size!r}")
 
 
+def check_side(value: object, name: str, low: int = MIN_SIDE, high: int = MAX_SIDE) -> None:
+    """:class:`UserError` unless ``value`` is a whole number of pixels in ``low..high`` (``name``: the option)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise UserError(f"{name} must be a whole number of pixels from {low} to {high}, got {value!r}")
+
+
 def _check_fps(fps: float | Fraction) -> None:
     if isinstance(fps, bool) or not isinstance(fps, (int, float, Fraction)) or not math.isfinite(fps) or fps <= 0:
         raise UserError(f"frame rate must be a positive number of frames per second, got {fps!r}")
@@ -194,13 +204,17 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise UserError(f"{path} does not exist")
     if path.is_dir():
         raise UserError(f"{path} is a folder, not an image file")
+    check_input_file(path, "image")
     try:
         with Image.open(path) as img:
             img = ImageOps.exif_transpose(img)
             img.load()
             rgb = _as_rgb(img, path)
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as exc:
-        raise UserError(f"{path}: not an image Pillow can read ({exc})") from None
+    except UserError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
+        # ValueError: a PNG text or ICC chunk that inflates past Pillow's limit (a decompression bomb)
+        raise UserError(f"{path}: not an image Pillow can read ({first_line(str(exc))})") from None
     _check_tiny((rgb.shape[1], rgb.shape[0]), f"image {path}")
     return rgb
 
@@ -445,6 +459,7 @@ def open_source(path: str | os.PathLike, max_size: int | None = None, fps: float
         _check_fps(fps)
     if not path.exists():
         raise UserError(f"{path} does not exist; give a video file, a folder of frames or an image")
+    check_input_file(path, "input")
     if path.is_dir():
         source = _open_frames(path, max_size, fps)
     elif path.suffix.lower() in IMAGE_SUFFIXES:
@@ -560,6 +575,9 @@ def _open_frames(path: Path, max_size: int | None, fps: float | None) -> FrameSo
 def output_kind(path: str | os.PathLike) -> str:
     """What :func:`open_sink` writes for ``path``: ``"video"``, ``"image"`` or ``"frames"`` (no suffix)."""
     suffix = Path(path).suffix.lower()
+    name = Path(path).name
+    if name.lower() in (*VIDEO_SUFFIXES, *OUTPUT_IMAGE_SUFFIXES):  # Path(".mp4").suffix is "": a hidden folder
+        raise UserError(f"output {path} has no name before its suffix {name}; give a name such as out{name}")
     if suffix in VIDEO_SUFFIXES:
         return "video"
     if suffix in OUTPUT_IMAGE_SUFFIXES:
@@ -815,7 +833,7 @@ class FrameSink:
         if self.kind == "frames":
             publish_folder(self._tmp, self.path)
         else:
-            os.replace(self._tmp, self.path)
+            durable_replace(self._tmp, self.path)
 
     def _close_audio(self) -> None:
         if self._audio_in is not None:

@@ -150,3 +150,32 @@ def test_flow_to_color_middlebury_wheel():
     assert nan.tolist() == [0, 0, 0] and unknown.tolist() == [0, 0, 0]
     # default normalisation: the largest known magnitude is fully saturated
     assert flow_to_color(np.array([[[3.0, 0.0], [0.0, 0.0]]]))[0, 0].tolist() == [255, 0, 0]
+
+
+def test_flo_header_whose_pixel_count_is_too_large_is_refused_before_allocating(tmp_path):
+    """Each side within bounds, their product not: a sparse file of the right size must not be read."""
+    path = tmp_path / "sparse.flo"
+    width = height = flo_module.MAX_FLO_SIDE
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<fii", flo_module.FLO_MAGIC, width, height))
+        fh.truncate(12 + 8 * width * height)  # sparse: no blocks on disk
+    with pytest.raises(UserError, match="pixels, more than") as info:
+        read_flo(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_flo_with_nan_or_inf_is_refused(tmp_path, bad):
+    path = tmp_path / "bad.flo"
+    flow = np.zeros((2, 3, 2), np.float32)
+    flow[1, 2, 0] = bad
+    write_flo(path, flow)
+    with pytest.raises(UserError, match="1 NaN or infinite"):
+        read_flo(path)
+
+
+def test_flo_named_pipe_is_refused_without_blocking(tmp_path):
+    path = tmp_path / "pipe.flo"
+    os.mkfifo(path)
+    with pytest.raises(UserError, match="named pipe"):
+        read_flo(path)

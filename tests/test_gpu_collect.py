@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def collect(*args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / "bench" / "gpu" / "gpu_collect.py"), *map(str, args)],
-                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+                          capture_output=True, text=True, timeout=1800, cwd=ROOT)  # a hang guard only
 
 
 def _speed(path: Path, rows: list[dict]) -> None:

@@ -34,6 +34,7 @@ def _expand_images(values, what: str) -> list:
 
     from ..analysis import style_files
     from ..errors import UserError
+    from ..inputs import check_input_file
 
     files = []
     for value in values:
@@ -45,6 +46,8 @@ def _expand_images(values, what: str) -> list:
             files += found
         elif path.is_file():
             files.append(path)
+        elif path.exists():
+            files.append(check_input_file(path, what))  # a pipe or device: its error
         else:
             raise UserError(f"{what} {path}: no such file or folder")
     return files
@@ -68,10 +71,10 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import UserError
     from ..models import load_vgg16
     from ..runtime import resolve_device
+    from ..video import check_side, same_path
 
     # ---- user errors first, before any network work
-    if isinstance(args.size, bool) or args.size < 32:
-        raise UserError(f"--size must be at least 32 pixels, got {args.size}")
+    check_side(args.size, "--size", 32)
     images = _expand_images(args.images, "style image")
     if args.plot is not None:
         _check_plot(args, images)

@@ -60,10 +60,13 @@ def verify_onnx(model, path, height: int, width: int, frames: int = 3) -> float:
 def run(args: argparse.Namespace) -> int:
     from ..checkpoint import describe_net, load_checkpoint
     from ..inference.onnx_export import OnnxExportConfig, check_onnx_output, export_onnx
+    from ..video import check_side
 
     config = OnnxExportConfig(height=args.height, width=args.width, dynamic=args.dynamic, opset=args.opset,
                               split_convs=args.split_convs)
     config.validate()
+    check_side(args.height, "--height")
+    check_side(args.width, "--width")
     path = check_onnx_output(args.onnx, args.overwrite)
     model, meta = load_checkpoint(args.checkpoint)
     metadata = {"checkpoint": meta["path"], "step": meta["step"], "style_sha256": meta.get("style_sha256")}

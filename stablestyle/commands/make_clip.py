@@ -18,6 +18,10 @@ HELP = "render a clip with exact optical flow and occlusions from still images (
 MAX_SIDE = 8192
 #: Seeds accepted by ``--seed`` (numpy's generators take non-negative integers; 32 bits are plenty).
 MAX_SEED = 2**32
+#: Memory a clip may take while it is rendered (frames, both flows, validity masks), in bytes.
+MAX_CLIP_BYTES = 4 << 30
+#: Bytes per pixel per frame held in memory: RGB uint8, two float32 flows, one bool mask.
+CLIP_BYTES_PER_PIXEL = 3 + 8 + 8 + 1
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -53,6 +57,16 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def check_clip_memory(frames: int, size: tuple[int, int]) -> None:
+    """:class:`UserError` when ``frames`` frames of ``size`` would need more than :data:`MAX_CLIP_BYTES`."""
+    from ..errors import UserError
+
+    need = frames * size[0] * size[1] * CLIP_BYTES_PER_PIXEL
+    if need > MAX_CLIP_BYTES:
+        raise UserError(f"--frames {frames} at --size {size[0]}x{size[1]} needs about {need / 2**30:.1f} GiB of "
+                        f"memory (at most {MAX_CLIP_BYTES / 2**30:g} GiB); use fewer frames or a smaller size")
+
+
 def check_output_name(output: str) -> None:
     """:class:`UserError` when ``-o`` names a video or image file: make-clip writes a folder."""
     from pathlib import Path
@@ -80,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     size = parse_size(args.size)
     if args.frames < 2:
         raise UserError(f"--frames must be at least 2 (a clip needs motion between frames), got {args.frames}")
+    check_clip_memory(args.frames, size)
     if args.foregrounds < 0:
         raise UserError(f"--foregrounds must be 0 or more, got {args.foregrounds}")
     if not 0 <= args.seed < MAX_SEED:

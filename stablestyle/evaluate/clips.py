@@ -212,7 +212,7 @@ def _read_masks(files: list[Path], invert: bool) -> Tensor:
         try:
             with Image.open(file) as img:
                 arr = np.asarray(img.convert("L"))
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a text / ICC chunk past Pillow's limit
             raise UserError(f"{file}: cannot read mask image ({exc})") from None
         on = arr > 127
         masks.append(torch.from_numpy((~on if invert else on).astype(np.float32))[None, None])

@@ -9,7 +9,7 @@ Flow", IJCV 2011; ``flow-code/flowIO.cpp``), little-endian throughout:
 
 Flow arrays are numpy ``float32 (H, W, 2)`` in pixels, channel 0 = x (right),
 1 = y (down).  Values ``>= 1e9`` mean "unknown" by Middlebury convention and are
-passed through unchanged.
+passed through unchanged; NaN and infinite values are refused.
 """
 
 from __future__ import annotations
@@ -21,11 +21,14 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..errors import UserError
+from ..inputs import check_input_file
 
-__all__ = ["read_flo", "write_flo", "FLO_MAGIC", "MAX_FLO_SIDE"]
+__all__ = ["read_flo", "write_flo", "FLO_MAGIC", "MAX_FLO_SIDE", "MAX_FLO_PIXELS"]
 
 FLO_MAGIC = 202021.25
 MAX_FLO_SIDE = 1 << 16  # larger than any real video frame; rejects garbage headers
+#: At most 8K x 4K pixels (256 MiB of flow): a sparse file with a huge header is refused before allocating.
+MAX_FLO_PIXELS = 8192 * 4096
 _HEADER_BYTES = 12
 
 
@@ -39,6 +42,8 @@ def read_flo(path: str | os.PathLike) -> np.ndarray:
     """
     path = Path(path)
     if not path.is_file():
+        if path.exists() and not path.is_dir():
+            check_input_file(path, "flow file")
         what = "is a folder, not a file" if path.is_dir() else "does not exist"
         raise UserError(f"flow file {path} {what}")
     with open(path, "rb") as f:
@@ -59,6 +64,9 @@ def read_flo(path: str | os.PathLike) -> np.ndarray:
                 f"flow file {path} has an invalid size {width}x{height} in its header "
                 f"(width and height must be 1..{MAX_FLO_SIDE}); the file is corrupt"
             )
+        if width * height > MAX_FLO_PIXELS:
+            raise UserError(f"flow file {path} claims {width}x{height} = {width * height} pixels, more than "
+                            f"{MAX_FLO_PIXELS}; the file is corrupt")
         expected = _HEADER_BYTES + 8 * width * height
         actual = os.fstat(f.fileno()).st_size
         if actual < expected:
@@ -70,6 +78,9 @@ def read_flo(path: str | os.PathLike) -> np.ndarray:
                 f"flow file {path} has {actual - expected} unexpected trailing bytes after a {width}x{height} flow"
             )
         data = np.fromfile(f, dtype="<f4", count=2 * width * height)
+    if not np.isfinite(data).all():
+        raise UserError(f"flow file {path} holds {int((~np.isfinite(data)).sum())} NaN or infinite values; "
+                        "the file is corrupt (unknown flow is written as 1e9 or more)")
     return data.reshape(height, width, 2).astype(np.float32)
 
 
@@ -93,8 +104,9 @@ def write_flo(path: str | os.PathLike, flow: np.ndarray) -> None:
     if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
         raise UserError(f"cannot write {path}: flow must be numeric, got dtype {arr.dtype}")
     height, width = arr.shape[:2]
-    if not (0 < width <= MAX_FLO_SIDE and 0 < height <= MAX_FLO_SIDE):
-        raise UserError(f"cannot write {path}: size {width}x{height} outside 1..{MAX_FLO_SIDE}")
+    if not (0 < width <= MAX_FLO_SIDE and 0 < height <= MAX_FLO_SIDE) or width * height > MAX_FLO_PIXELS:
+        raise UserError(f"cannot write {path}: size {width}x{height} outside 1..{MAX_FLO_SIDE} a side or over "
+                        f"{MAX_FLO_PIXELS} pixels")
     header = np.array([FLO_MAGIC], dtype="<f4").tobytes() + np.array([width, height], dtype="<i4").tobytes()
     payload = np.ascontiguousarray(arr, dtype="<f4").tobytes()
     # keep_mode: overwriting a flow file keeps its permissions (a new one gets a plain open()'s).

@@ -68,7 +68,7 @@ def _read_mask(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as img:
             return np.asarray(img.convert("L")) >= 128
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError) as exc:  # ValueError: a chunk past Pillow's limit
         raise UserError(f"{path}: not a readable mask image ({exc})") from None
 
 

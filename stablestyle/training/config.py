@@ -151,8 +151,8 @@ class TrainConfig:
                 raise UserError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.crop < 16:
             raise UserError(f"crop must be at least 16 pixels, got {self.crop}")
-        if self.style_size is not None and self.style_size < 16:
-            raise UserError(f"style_size must be at least 16 pixels (or unset), got {self.style_size}")
+        if self.style_size is not None and not 16 <= self.style_size <= 16384:
+            raise UserError(f"style_size must be 16..16384 pixels (or unset), got {self.style_size}")
         if self.val_frames < 2:
             raise UserError(f"val_frames must be at least 2 (instability compares consecutive frames), "
                             f"got {self.val_frames}")
