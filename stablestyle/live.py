@@ -58,18 +58,19 @@ def live_precision(precision: str, backend: str, device) -> str:
 
 
 def run_live(cv2, frames: Iterator[np.ndarray], backend, sink, max_frames: int | None,
-             preview: bool) -> tuple[int, float, str]:
+             preview: bool, restart=None) -> tuple[int, float, str]:
     """Capture -> stylize -> show / record until the input ends, ``max_frames``, a quit key or Ctrl-C.
 
     ``frames``: RGB ``uint8`` ``(H, W, 3)`` frames; ``sink``: an open video sink or ``None``;
-    ``preview``: show each frame, with the smoothed frame rate, in :data:`WINDOW`.  Returns
+    ``preview``: show each frame, with the smoothed frame rate, in :data:`WINDOW`; ``restart``: as in
+    :meth:`stablestyle.inference.Backend.run` (scene cuts).  Returns
     ``(frames, seconds, why it stopped early or "")``.  Ctrl-C is caught here, so the caller's
     recording context still closes normally.
     """
     count, fps, why = 0, 0.0, ""
     start = last = time.perf_counter()
     try:
-        for out in backend.run(itertools.islice(frames, max_frames)):
+        for out in backend.run(itertools.islice(frames, max_frames), restart):
             count += 1
             now = time.perf_counter()
             instant = 1.0 / max(now - last, 1e-9)

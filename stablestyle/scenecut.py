@@ -16,8 +16,8 @@ live), cheaply (a 64x36 thumbnail per frame):
   median distance of the previous ``window`` frames (so footage whose colours
   change fast all the time, like fast motion with large occlusions, does not
   cut at every frame), and at least ``min_gap`` frames have passed since the
-  last cut.  On the stream's second frame, with no history, the distance
-  must exceed twice ``threshold``.
+  last cut.  The ratio test needs history, so the stream's first three
+  frames never cut (a cut there has little stylization to carry over).
 
 Colour histograms ignore where the colours are, so camera motion within a
 shot (pans, zooms) barely moves them, while a cut to another scene changes
@@ -28,6 +28,7 @@ is the safe failure here (the state then carries on as without detection).
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import deque
 from dataclasses import dataclass, field
@@ -35,7 +36,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-__all__ = ["THUMBNAIL", "BINS", "signature", "histogram_distance", "SceneCutDetector", "SCENE_CUT_MODES"]
+__all__ = ["THUMBNAIL", "BINS", "signature", "histogram_distance", "SceneCutDetector", "SCENE_CUT_MODES",
+           "describe_cuts"]
 
 #: Thumbnail (width, height) the histograms are computed on.
 THUMBNAIL = (64, 36)
@@ -107,11 +109,19 @@ class SceneCutDetector:
         if self.frame_index == 0:
             return False
         self._since_cut += 1
-        # no history yet (the stream's second frame): twice the threshold stands in for the ratio test
-        typical = statistics.median(self._history) if self._history else self.threshold * 2 / self.ratio
+        # the ratio test needs a typical distance: no cut until two frame pairs are known
+        typical = statistics.median(self._history) if len(self._history) >= 2 else math.inf
         cut = distance > self.threshold and distance > self.ratio * typical and self._since_cut >= self.min_gap
         self._history.append(distance)
         if cut:
             self.cuts.append(self.frame_index)
             self._since_cut = 0
         return cut
+
+
+def describe_cuts(cuts: list[int]) -> str:
+    """A summary line: ``"scene cuts at frames 31, 77: the recurrent state restarted there"`` (1-based), or ""."""
+    if not cuts:
+        return ""
+    shown = ", ".join(str(c + 1) for c in cuts[:12]) + (f", ... ({len(cuts)} in all)" if len(cuts) > 12 else "")
+    return f"scene cut{'s' * (len(cuts) > 1)} at frame{'s' * (len(cuts) > 1)} {shown}: the recurrent state restarted there"

@@ -35,6 +35,7 @@ def stylize_frames(
     half: bool | None = None,
     backend: str = "torch",
     threads: int | None = None,
+    scene_cuts: str = "auto",
 ) -> Iterator[np.ndarray]:
     """Stylize one clip frame by frame.
 
@@ -45,6 +46,9 @@ def stylize_frames(
         half: reduced precision (see :func:`precision_for`).
         backend: a name of :data:`stablestyle.inference.BACKENDS` (``torch``, ``onnx``).
         threads: CPU threads for inference (``None``: the library default).
+        scene_cuts: ``"auto"``: restart the recurrent state where a new shot starts
+            (:class:`stablestyle.scenecut.SceneCutDetector`), so one shot's
+            stylization does not bleed into the next; ``"off"``: carry it on.
 
     Yields:
         uint8 RGB frames ``(H, W, 3)``, the same size as the inputs.
@@ -53,4 +57,13 @@ def stylize_frames(
 
     device = torch.device(device)
     runner = make_backend(backend, model, device=device, precision=precision_for(device, half), threads=threads)
-    return runner.run(frames)
+    return runner.run(frames, cut_detector(scene_cuts))
+
+
+def cut_detector(scene_cuts: str):
+    """The ``restart`` callable for ``scene_cuts`` (``"auto"``: a fresh detector's ``update``; ``"off"``: None)."""
+    from .scenecut import SCENE_CUT_MODES, SceneCutDetector
+
+    if scene_cuts not in SCENE_CUT_MODES:
+        raise ValueError(f"unknown scene_cuts {scene_cuts!r}; valid: {', '.join(SCENE_CUT_MODES)}")
+    return SceneCutDetector().update if scene_cuts == "auto" else None

@@ -71,6 +71,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="medium", choices=X264_PRESETS, metavar="PRESET",
                    help="H.264 encoder speed: ultrafast .. veryslow (default medium); a faster preset encodes "
                         "faster with larger files, for when encoding sets the pace (docs/PERFORMANCE.md)")
+    p.add_argument("--scene-cuts", choices=("auto", "off"), default="auto",
+                   help="auto (default): start the recurrent state afresh where a new shot begins (a cut in "
+                        "edited footage), so one shot's stylization does not bleed into the next; off: never")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar or info messages (warnings still show)")
 
@@ -116,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     if args.method == "network":
         backend = _network_backend(args, device)
         return _one(args, lambda source, sink, total: _pipelined(source, sink, backend, total, args.quiet,
-                                                                 args.preset))
+                                                                 args.preset, args.scene_cuts))
     frames_fn = _optimisation_method(args, device)
     return _one(args, lambda source, sink, total: _sequential(frames_fn(source), sink, total, args.quiet))
 
@@ -143,12 +146,16 @@ def warn_if_not_a_sequence(path: str, output: str = "OUT_FOLDER") -> None:
                 folder, examples, pattern, output if not Path(output).suffix else "OUT_FOLDER")
 
 
-def _pipelined(source, sink, backend, total, quiet, preset) -> tuple[int, list[str]]:
+def _pipelined(source, sink, backend, total, quiet, preset, scene_cuts="auto") -> tuple[int, list[str]]:
     from ..advice import bottleneck_note, compile_note
     from ..inference import run_pipelined
+    from ..scenecut import SceneCutDetector, describe_cuts
 
-    stats = run_pipelined(source, sink, backend, total=total, quiet=quiet)
-    notes = [bottleneck_note(stats, preset if sink.kind == "video" else None)]
+    detector = SceneCutDetector() if scene_cuts == "auto" else None
+    stats = run_pipelined(source, sink, backend, total=total, quiet=quiet,
+                          restart=detector.update if detector else None)
+    notes = [describe_cuts(detector.cuts) if detector else "",
+             bottleneck_note(stats, preset if sink.kind == "video" else None)]
     if getattr(backend, "compile", False):
         notes.append(compile_note(stats))
     return stats.frames, [n for n in notes if n]
@@ -210,8 +217,9 @@ def many_outputs(inputs: list[str], folder: str) -> list[Path]:
 
 
 def _many(args, device) -> int:
-    from ..inference import stylize_many
     from ..errors import UserError
+    from ..inference import stylize_many
+    from ..scenecut import SceneCutDetector, describe_cuts
 
     folder = Path(args.output)
     if folder.suffix:
@@ -227,16 +235,18 @@ def _many(args, device) -> int:
     folder.mkdir(exist_ok=True)
     start = time.perf_counter()
     try:
+        detectors = [SceneCutDetector() if args.scene_cuts == "auto" else None for _ in args.inputs]
         counts = stylize_many(args.inputs, outputs, backend, max_size=args.max_size, max_batch=args.batch,
                               max_frames=args.max_frames, overwrite=args.overwrite, preset=args.preset,
-                              quiet=args.quiet)
+                              quiet=args.quiet, restarts=[d.update if d else None for d in detectors])
     except BaseException:
         if created and not any(folder.iterdir()):  # leave no empty folder behind a failed run
             folder.rmdir()
         raise
     seconds = time.perf_counter() - start
-    for out, count in zip(outputs, counts):
-        print(f"stylized {count} frame{'s' * (count != 1)} -> {out}")
+    for out, count, detector in zip(outputs, counts, detectors):
+        cuts = f" ({describe_cuts(detector.cuts)})" if detector and detector.cuts else ""
+        print(f"stylized {count} frame{'s' * (count != 1)} -> {out}{cuts}")
     print(f"{len(outputs)} inputs, {sum(counts)} frames in {seconds:.1f} s "
           f"({sum(counts) / max(seconds, 1e-9):.1f} frames/s, up to {args.batch} per network call)")
     return 0

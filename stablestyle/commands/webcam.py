@@ -61,6 +61,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="torch.compile the network (whether it pays depends on the device, net and precision: "
                         "docs/PERFORMANCE.md); the first frames wait for compiling")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument("--scene-cuts", choices=("auto", "off"), default="auto",
+                   help="auto (default): restart the recurrent state where the picture cuts to another scene "
+                        "(a --source with edits, a camera switched to another view); off: never")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
     from ..camera import open_input
     from ..errors import UserError
     from ..live import run_live
-
     from ..runtime import resolve_device
+    from ..scenecut import SceneCutDetector, describe_cuts
 
     _check_options(args)
     device = resolve_device(args.device)
@@ -83,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
             log.info("no preview and no --record: frames are stylized and discarded (a speed check)")
         sink_cm = (_open_record(args, capture.fps) if args.record is not None else contextlib.nullcontext())
         with sink_cm as sink:
-            count, seconds, stopped = run_live(cv2, capture.frames(), backend, sink, args.max_frames, preview)
+            detector = SceneCutDetector() if args.scene_cuts == "auto" else None
+            count, seconds, stopped = run_live(cv2, capture.frames(), backend, sink, args.max_frames, preview,
+                                               detector.update if detector else None)
         if count == 0:
             raise UserError(f"{capture.what} gave no frames")
     finally:
@@ -97,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
     saved = f"; recorded to {args.record}" if args.record else ""
     print(f"{count} frames from {capture.what} in {seconds:.1f} s ({count / max(seconds, 1e-9):.1f} frames/s)"
           f"{', ' + stopped if stopped else ''}{saved}")
+    if detector is not None and detector.cuts:
+        log.info(describe_cuts(detector.cuts))
     return 0
 
 

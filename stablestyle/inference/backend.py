@@ -26,6 +26,9 @@ import torch
 
 from .frames import quantize
 
+#: ``restart(frame) -> bool``: True when ``frame`` (uint8 (H, W, 3)) starts a new shot and the state must reset.
+Restart = Callable[[np.ndarray], bool]
+
 log = logging.getLogger(__name__)
 
 
@@ -46,11 +49,13 @@ class Backend:
     def step(self, frame, state=None) -> tuple[torch.Tensor, torch.Tensor | None]:
         raise NotImplementedError
 
-    def run(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    def run(self, frames: Iterable[np.ndarray], restart: Restart | None = None) -> Iterator[np.ndarray]:
         """Stylize one clip: ``uint8`` ``(H, W, 3)`` frames in, ``uint8`` frames out, in order.
 
         The recurrent state lives in this call; a change of frame size
-        starts a new clip (the state is reset, with a log line).
+        starts a new clip (the state is reset, with a log line), and so does
+        a frame for which ``restart(frame)`` is true (a scene cut:
+        :meth:`stablestyle.scenecut.SceneCutDetector.update`).
         """
         state, shape = None, None
         for frame in frames:
@@ -58,6 +63,8 @@ class Backend:
                 if shape is not None:
                     log.info("frame size changed from %s to %s; restarting the recurrent state", shape, frame.shape)
                 state, shape = None, frame.shape
+            if restart is not None and restart(frame):
+                state = None
             out, state = self.step(frame, state)
             yield quantize(out)[0].cpu().numpy()
 

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 def stylize_streams(sources: Sequence[Iterable[np.ndarray]], backend: Backend, *,
-                    max_batch: int = 8) -> Iterator[tuple[int, np.ndarray]]:
+                    max_batch: int = 8, restarts: Sequence | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """Stylize several independent clips together: one network call per step for up to ``max_batch`` of them.
 
     At each step the next frame of every unfinished clip is taken; clips whose
@@ -34,6 +34,8 @@ def stylize_streams(sources: Sequence[Iterable[np.ndarray]], backend: Backend, *
     own recurrent state (row ``i`` of the batch's ``prev`` is clip ``i``'s
     previous output, or its frame at the clip's start), so the result equals
     running each clip alone.  A single clip is simply frame-sequential.
+    ``restarts[i](frame)`` (optional) true restarts clip ``i``'s state at
+    that frame (a scene cut; :class:`stablestyle.scenecut.SceneCutDetector`).
 
     Yields ``(clip index, uint8 (H, W, 3) frame)``; each clip's frames come in order.
     """
@@ -50,6 +52,8 @@ def stylize_streams(sources: Sequence[Iterable[np.ndarray]], backend: Backend, *
                 states.pop(i, None)
             else:
                 current[i] = frame
+                if restarts is not None and restarts[i] is not None and restarts[i](frame):
+                    states[i] = None
         groups: dict[tuple, list[int]] = {}
         for i, frame in current.items():
             groups.setdefault(frame.shape, []).append(i)
@@ -81,13 +85,14 @@ def _batch_state(x: torch.Tensor, states: list[torch.Tensor | None], ids: list[i
 def stylize_many(inputs: Sequence[str | os.PathLike], outputs: Sequence[str | os.PathLike], backend: Backend, *,
                  max_size: int | None = None, max_batch: int = 8, max_frames: int | None = None,
                  overwrite: bool = False, keep_audio: bool = True, preset: str = "medium",
-                 quiet: bool = True) -> list[int]:
+                 quiet: bool = True, restarts: Sequence | None = None) -> list[int]:
     """Stylize several video files at once (see :func:`stylize_streams`); returns frames written per file.
 
     Every output path is checked before any work; outputs are written
     atomically (an error leaves none of them behind).  ``max_frames`` stops
     each input after that many frames; ``preset``: the H.264 encoder's
-    (:func:`stablestyle.video.open_sink`).
+    (:func:`stablestyle.video.open_sink`); ``restarts``: one scene-cut
+    callable (or None) per input, as in :func:`stylize_streams`.
     """
     from ..video import check_output_path, open_sink, open_source
 
@@ -106,7 +111,7 @@ def stylize_many(inputs: Sequence[str | os.PathLike], outputs: Sequence[str | os
                  for s in sources]
         total = sum(known) if all(n is not None for n in known) else None
         streams = [itertools.islice(s, max_frames) for s in sources]
-        for i, frame in progress(stylize_streams(streams, backend, max_batch=max_batch), total=total,
+        for i, frame in progress(stylize_streams(streams, backend, max_batch=max_batch, restarts=restarts), total=total,
                                  desc="stylize", unit="frame", quiet=quiet):
             sinks[i].write(frame)
         return [s.num_written for s in sinks]

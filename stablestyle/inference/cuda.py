@@ -105,14 +105,16 @@ def _hand_out(pending: tuple[torch.Tensor, torch.cuda.Event]) -> np.ndarray:
 
 
 @torch.inference_mode()
-def stream_pinned(frames: Iterable[np.ndarray], step: Step, device: torch.device) -> Iterator[np.ndarray]:
+def stream_pinned(frames: Iterable[np.ndarray], step: Step, device: torch.device,
+                  restart: Callable[[np.ndarray], bool] | None = None) -> Iterator[np.ndarray]:
     """Like :meth:`Backend.run` on a CUDA device, overlapping frame ``t``'s GPU work with handing out ``t-1``.
 
     Host-side buffers are pinned (page-locked) rings of two so copies are
     asynchronous; an event per buffer says when it may be reused / read.
     The events are blocking: waiting on one sleeps instead of spinning a
     core, which the decoder and the encoder need.  A change of frame size
-    starts a new clip (the state is reset, with a log line).
+    starts a new clip (the state is reset, with a log line), and so does a
+    frame for which ``restart(frame)`` is true (a scene cut).
     """
     state, shape, ring = None, None, None
     pending: tuple[torch.Tensor, torch.cuda.Event] | None = None
@@ -125,6 +127,8 @@ def stream_pinned(frames: Iterable[np.ndarray], step: Step, device: torch.device
             if shape is not None:
                 log.info("frame size changed from %s to %s; restarting the recurrent state", shape, frame.shape)
             state, shape, ring = None, frame.shape, _PinnedRing(frame.shape)
+        if restart is not None and restart(frame):
+            state = None
         x = ring.upload(slot, frame, device)
         out, state = step(x, state)
         done = ring.download(slot, out)

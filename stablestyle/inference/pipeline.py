@@ -167,7 +167,7 @@ class _Stages:
 
 def run_pipelined(source: Iterable[np.ndarray], sink, backend: Backend, *, queue_size: int = 8,
                   total: int | None = None, quiet: bool = True,
-                  switch_interval: float | None = None) -> PipelineStats:
+                  switch_interval: float | None = None, restart=None) -> PipelineStats:
     """Stylize ``source`` into ``sink`` with decode, inference and encode in separate threads.
 
     Args:
@@ -182,6 +182,8 @@ def run_pipelined(source: Iterable[np.ndarray], sink, backend: Backend, *, queue
             during the run, restored afterwards; ``None`` keeps it (5 ms by default).  A shorter one
             hands the GIL sooner to a thread coming back from C code (the encoder, the decoder) while
             the inference thread runs Python.
+        restart: ``restart(frame) -> bool``, true where a new shot starts (the
+            recurrent state resets there; :class:`stablestyle.scenecut.SceneCutDetector`).
 
     The first error in any stage stops all three and is re-raised here (so a
     sink used as a context manager discards its partial output); Ctrl-C in
@@ -201,7 +203,7 @@ def run_pipelined(source: Iterable[np.ndarray], sink, backend: Backend, *, queue
     decoder.start()
     encoder.start()
     try:
-        stages.hand_on(progress(backend.run(stages.inputs()), total=total, desc="stylize", unit="frame",
+        stages.hand_on(progress(backend.run(stages.inputs(), restart), total=total, desc="stylize", unit="frame",
                                 quiet=quiet), start)
         encoder.join()
     except _Stopped:

@@ -34,7 +34,7 @@ from torch import nn
 
 from ..errors import UserError
 from . import precision as _precision
-from .backend import Backend, register_backend
+from .backend import Backend, Restart, register_backend
 from .cuda import CudaGraphs, stream_pinned
 from .frames import as_input
 from .rewrites import (
@@ -146,12 +146,12 @@ class TorchBackend(Backend):
             out = self._call(x, state if self.recurrent else None)
         return out, (out if self.recurrent else None)
 
-    def run(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    def run(self, frames: Iterable[np.ndarray], restart: Restart | None = None) -> Iterator[np.ndarray]:
         """:meth:`Backend.run`; on CUDA streamed through pinned buffers (:func:`~.cuda.stream_pinned`)."""
         if self.device.type != "cuda":
-            yield from super().run(frames)
+            yield from super().run(frames, restart)
             return
-        yield from stream_pinned(frames, self.step, self.device)
+        yield from stream_pinned(frames, self.step, self.device, restart)
 
 
 def _compiled(net: nn.Module, compile: bool | str):
