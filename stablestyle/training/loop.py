@@ -31,9 +31,8 @@ log = logging.getLogger(__name__)
 STOP_CHECK_EVERY = 10
 #: The clock of ``fit(time_limit=...)`` (a module attribute so tests can replace it).
 _clock = time.monotonic
-#: A CPU step slower than this gets advice to train smaller.  ``bench/train_throughput.py`` on the project's
-#: 2-core CPU: the defaults (width 1.0, 256 px crops, batch 4, 4 frames) 29 s a step, configs/cpu_small.yaml's
-#: setting (width 0.5, 128 px, batch 2, 4 frames) 1.7 s.
+#: A CPU step slower than this gets advice to train smaller (``bench/train_throughput.py`` times a step; the
+#: defaults are GPU scale and take tens of seconds a step on a small CPU).
 SLOW_CPU_STEP_S = 10.0
 
 # how the step loop ended
@@ -207,8 +206,8 @@ def _warn_if_slow_on_cpu(seconds: float, cfg: TrainConfig) -> None:
         return
     left_h = seconds * max(cfg.steps - 2, 0) / 3600
     log.warning("a step takes %.0f s on this CPU (%d steps: ~%.0f h); the defaults are GPU scale: for a CPU train "
-                "smaller, e.g. --width 0.5 --crop 128 --batch 2 (configs/cpu_small.yaml, the bundled models' "
-                "setting: 1.7 s a step on 2 cores)", seconds, cfg.steps, left_h)
+                "smaller, e.g. --width 0.5 --crop 128 --batch 2 (configs/cpu_small.yaml; bench/train_throughput.py "
+                "times a step)", seconds, cfg.steps, left_h)
 
 
 def _progress_bar(*, total: int, initial: int, quiet: bool):
