@@ -9,7 +9,9 @@ explicitly (Gupta et al. 2017, Sec. 4: the net sees the previous *output*):
 * inputs ``frame`` and, for recurrent nets, ``prev`` -- both ``(B, 3, H, W)``
   float32 RGB in ``[0, 1]``; on the first frame of a clip pass the frame
   itself as ``prev`` (what :class:`~stablestyle.models.TransformerNet` does
-  for ``state=None``);
+  for ``state=None``), and do the same to reset the state at a scene cut
+  (:class:`stablestyle.scenecut.SceneCutDetector` ``.update(frame)`` says
+  where, on the uint8 input frames);
 * output ``out`` -- ``(B, 3, H, W)`` float32 in ``(0, 1)``; feed it back as the
   next frame's ``prev``.
 
