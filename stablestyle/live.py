@@ -57,6 +57,11 @@ def live_precision(precision: str, backend: str, device) -> str:
     return precision
 
 
+def _run(backend, frames, restart):
+    """``backend.run(frames)``, with ``restart`` only when set (a backend without scene-cut support still runs)."""
+    return backend.run(frames) if restart is None else backend.run(frames, restart)
+
+
 def run_live(cv2, frames: Iterator[np.ndarray], backend, sink, max_frames: int | None,
              preview: bool, restart=None) -> tuple[int, float, str]:
     """Capture -> stylize -> show / record until the input ends, ``max_frames``, a quit key or Ctrl-C.
@@ -70,7 +75,7 @@ def run_live(cv2, frames: Iterator[np.ndarray], backend, sink, max_frames: int |
     count, fps, why = 0, 0.0, ""
     start = last = time.perf_counter()
     try:
-        for out in backend.run(itertools.islice(frames, max_frames), restart):
+        for out in _run(backend, itertools.islice(frames, max_frames), restart):
             count += 1
             now = time.perf_counter()
             instant = 1.0 / max(now - last, 1e-9)
