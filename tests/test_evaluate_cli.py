@@ -48,7 +48,7 @@ def full_run(tmp_path_factory, frames_dir, candy, checkpoints):
     return rc, out
 
 
-def test_evaluate_writes_the_report_for_every_method(full_run):
+def test_evaluate_writes_the_report_for_every_method(full_run, checkpoints):
     rc, out = full_run
     assert rc == 0
     for name in REPORT:
@@ -82,6 +82,18 @@ def test_evaluate_writes_the_report_for_every_method(full_run):
     assert by_method["gatys"]["instability"] > 2 * by_method["ruder"]["instability"]
     assert by_method["stable"]["checkpoint"].endswith("stable.pt")
     assert results["models"][0]["style"] == "candy"
+    # the report names the exact weights, not only a name that retraining reuses
+    assert {m["name"]: m["weights_sha256"] for m in results["models"]} == {
+        name: file_sha256(path) for name, path in checkpoints.items()}
+
+
+def test_model_method_describes_its_weights_hash(checkpoints):
+    from stablestyle.evaluate.methods import load_model_method
+
+    method = load_model_method(f"stable={checkpoints['stable']}")
+    assert method.describe()["weights_sha256"] == file_sha256(checkpoints["stable"])
+    method.meta.pop("path")  # built by hand, without a file: the hash is unknown, not an error
+    assert method.describe()["weights_sha256"] is None
 
 
 def test_evaluate_markdown_table(full_run):

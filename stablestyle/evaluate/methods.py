@@ -128,7 +128,10 @@ class ModelMethod:
     """A trained transformation network under a report name (``stable``, ``perframe``, ...).
 
     ``style_sha256`` is the hash of the style image it was trained on (from
-    the checkpoint), used to pair it with one of the evaluation's styles.
+    the checkpoint), used to pair it with one of the evaluation's styles;
+    ``weights_sha256`` the hash of the checkpoint file itself, which reports
+    record because a name such as ``udnie`` means other weights once the
+    bundled models are retrained.
     """
 
     name: str
@@ -139,6 +142,16 @@ class ModelMethod:
     @property
     def style_sha256(self) -> str | None:
         return self.meta.get("style_sha256")
+
+    @property
+    def weights_sha256(self) -> str | None:
+        """Hex sha256 of the checkpoint file read (``None`` when it is not known or gone)."""
+        from ..checkpoint import file_sha256
+
+        path = self.meta.get("path")
+        if not path or not Path(path).is_file():
+            return None
+        return file_sha256(path)
 
     def process(self, options: MethodOptions) -> Process:
         from ..stylize import stylize_frames
@@ -152,7 +165,8 @@ class ModelMethod:
         """Plain data for reports."""
         return {"name": self.name, "checkpoint": self.checkpoint, "path": self.meta.get("path"),
                 "model": self.meta.get("model"), "step": self.meta.get("step"),
-                "style_sha256": self.style_sha256, "trained_by": self.meta.get("version")}
+                "style_sha256": self.style_sha256, "weights_sha256": self.weights_sha256,
+                "trained_by": self.meta.get("version")}
 
 
 def parse_model_spec(spec: str) -> tuple[str, str]:
