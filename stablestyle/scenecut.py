@@ -124,4 +124,5 @@ def describe_cuts(cuts: list[int]) -> str:
     if not cuts:
         return ""
     shown = ", ".join(str(c + 1) for c in cuts[:12]) + (f", ... ({len(cuts)} in all)" if len(cuts) > 12 else "")
-    return f"scene cut{'s' * (len(cuts) > 1)} at frame{'s' * (len(cuts) > 1)} {shown}: the recurrent state restarted there"
+    plural = "s" * (len(cuts) > 1)
+    return f"scene cut{plural} at frame{plural} {shown}: the recurrent state restarted there"

@@ -203,8 +203,9 @@ def run_pipelined(source: Iterable[np.ndarray], sink, backend: Backend, *, queue
     decoder.start()
     encoder.start()
     try:
-        stages.hand_on(progress((backend.run(stages.inputs()) if restart is None else backend.run(stages.inputs(), restart)), total=total, desc="stylize", unit="frame",
-                                quiet=quiet), start)
+        # restart only when set: a backend without scene-cut support still runs
+        outputs = backend.run(stages.inputs()) if restart is None else backend.run(stages.inputs(), restart)
+        stages.hand_on(progress(outputs, total=total, desc="stylize", unit="frame", quiet=quiet), start)
         encoder.join()
     except _Stopped:
         pass
