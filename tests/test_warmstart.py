@@ -119,3 +119,47 @@ def test_bad_init_files_are_one_line_errors(tmp_path, bad):
     with pytest.raises(UserError) as info:
         load_init_state(path, recurrent=True)
     assert "\n" not in str(info.value)
+
+
+# ----------------------------------------------------------------------------- the stability dial
+
+
+def _twins():
+    """A per-frame net and a 'fine-tuned' stable twin: its weights moved a little, the state channels learnt."""
+    perframe = _net(width=0.25)
+    stable = TransformerNet(width=0.25, recurrent=True)
+    stable.load_state_dict(adapt_state_dict(perframe.state_dict(), recurrent=True))
+    with torch.no_grad():
+        for p in stable.parameters():
+            p.add_(0.05 * torch.randn_like(p) * p.abs().mean())
+        stable.conv1.conv2d.weight[:, 3:].normal_(0, 0.05)
+    return perframe, stable.eval()
+
+
+def test_dial_endpoints_are_the_two_models_and_the_middle_is_the_mean():
+    from stablestyle.models.dial import dial_model, related
+
+    perframe, stable = _twins()
+    assert related(perframe, stable) > 0.9
+    frame, prev = torch.rand(2, 1, 3, 16, 20)
+    with torch.no_grad():
+        torch.testing.assert_close(dial_model(perframe, stable, 0.0)(frame, prev)[0], perframe(frame)[0],
+                                   rtol=0, atol=1e-6)
+        torch.testing.assert_close(dial_model(perframe, stable, 1.0)(frame, prev)[0], stable(frame, prev)[0],
+                                   rtol=0, atol=1e-6)
+    middle = dial_model(perframe, stable, 0.5).state_dict()
+    key = "res3.conv1.conv2d.weight"
+    torch.testing.assert_close(middle[key], (perframe.state_dict()[key] + stable.state_dict()[key]) / 2)
+
+
+def test_dial_refuses_unrelated_nets_and_bad_positions():
+    from stablestyle.models.dial import dial_model
+
+    perframe, stable = _twins()
+    stranger = TransformerNet(width=0.25, recurrent=True)  # trained on its own: no shared origin
+    with pytest.raises(UserError, match="not warm-start twins"):
+        dial_model(perframe, stranger, 0.5)
+    with pytest.raises(UserError, match=r"must be in \[0, 1.5\]"):
+        dial_model(perframe, stable, 2.0)
+    with pytest.raises(UserError, match="a per-frame network and a stable"):
+        dial_model(stable, perframe, 0.5)
