@@ -63,12 +63,14 @@ def related(perframe: nn.Module, stable: nn.Module) -> float:
 def dial_state_dict(perframe: nn.Module, stable: nn.Module, s: float) -> dict[str, torch.Tensor]:
     """``(1 - s) * perframe + s * stable``, weight by weight; refuses unrelated pairs and ``s`` out of range."""
     if not (DIAL_RANGE[0] <= s <= DIAL_RANGE[1]):
-        raise UserError(f"--stability must be in [{DIAL_RANGE[0]:g}, {DIAL_RANGE[1]:g}] (0 per-frame, 1 stable), got {s}")
+        raise UserError(f"--stability must be in [{DIAL_RANGE[0]:g}, {DIAL_RANGE[1]:g}] (0 per-frame, 1 stable), "
+                        f"got {s}")
     a, b = _pair(perframe, stable)
     cosine = weight_cosine(a, b)
     if cosine < MIN_RELATED_COSINE:
         raise UserError(f"the per-frame and stable networks are not warm-start twins (weight cosine {cosine:.2f} < "
-                        f"{MIN_RELATED_COSINE}); the dial needs a stable model trained with --init from the per-frame one")
+                        f"{MIN_RELATED_COSINE}); the dial needs a stable model trained with --init from the "
+                        "per-frame one")
     return {k: (1 - s) * a[k].float() + s * b[k].float() if b[k].is_floating_point() else b[k] for k in b}
 
 
