@@ -163,12 +163,12 @@ def test_disk_full_message_names_the_output_not_the_hidden_temporary(tmp_path):
 
 def test_cli_reports_a_full_disk_in_the_middle_of_a_command(tmp_path, monkeypatch, capsys, tiny_model):
     """A write that fails with ENOSPC inside a command: exit 1, one line naming the output, nothing left."""
-    from stablestyle import video
+    from stablestyle.video import sink
 
     def full(img, path, fmt):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(video, "_save_pil", full)
+    monkeypatch.setattr(sink, "save_pil", full)  # how a sink writes an image
     src = tmp_path / "in.png"
     Image = pytest.importorskip("PIL.Image")
     Image.new("RGB", (32, 32)).save(src)

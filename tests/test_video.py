@@ -672,7 +672,7 @@ def test_sink_rejects_bad_frames(tmp_path):
 
 def test_open_input_without_metadata_errors_argument(tmp_path):
     """PyAV 19 dropped ``av.open``'s ``metadata_errors``: reading falls back to the plain call."""
-    from stablestyle.video import _open_input
+    from stablestyle.video.decode import open_input
 
     path = write_video(tmp_path / "a.mp4", smooth_frames(2))
     calls = []
@@ -685,7 +685,7 @@ def test_open_input_without_metadata_errors_argument(tmp_path):
                 raise TypeError("open() got an unexpected keyword argument 'metadata_errors'")
             return av.open(name)
 
-    with _open_input(PyAV19, path) as container:
+    with open_input(PyAV19, path) as container:
         assert container.streams.video[0].frames == 2
     assert calls == [{"metadata_errors": "ignore"}, {}]
 
@@ -695,4 +695,4 @@ def test_open_input_without_metadata_errors_argument(tmp_path):
             raise TypeError("something else")
 
     with pytest.raises(TypeError, match="something else"):
-        _open_input(Broken, path)
+        open_input(Broken, path)
