@@ -409,6 +409,9 @@ def test_cli_choices_match_the_library():
     from stablestyle.video import X264_PRESETS
 
     assert stylize.COMPILE_MODES == COMPILE_MODES and stylize.X264_PRESETS == X264_PRESETS
+    from stablestyle.baselines import OPTIMIZATION_METHODS
+
+    assert set(stylize.METHODS) == {"network", *OPTIMIZATION_METHODS}
 
 
 def test_preset_changes_the_encoder_setting(tmp_path, bikes_clip, ckpt, capsys):
