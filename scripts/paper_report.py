@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-METHOD_ORDER = ["input", "perframe", "stable", "gatys", "ruder"]
+METHOD_ORDER = ["input", "perframe", "stable", "gatys", "ruder", "ruder-long"]
 
 
 def _load(path: Path) -> dict | None:
@@ -63,6 +63,24 @@ def _checks(runs: list[dict], clip: str) -> tuple[list[str], bool]:
     return lines, all_ok
 
 
+def _baseline_section(base: dict) -> list[str]:
+    """The optimisation baselines beside the networks, all on the same frames at the same size."""
+    cfg = base["config"]
+    lines = ["## The optimisation baselines beside the networks, like with like", "",
+             f"Every method on the same first {cfg.get('max_frames')} frames of each clip at the same size "
+             f"(long side {cfg.get('max_size')} px), the optimisations with {cfg.get('iterations')} L-BFGS "
+             "iterations per frame; style and content loss as `evaluate` defines them in this run "
+             "(its definitions below the table).", ""]
+    for clip, info in base["clips"].items():
+        lines.append(f"- clip `{clip}`: {info['frames']} frames at {info['size'][0]}x{info['size'][1]}, "
+                     f"instability flow: {info['instability_flow']}")
+    lines += ["", *_table(base["runs"]), "",
+              "Definitions: " + "; ".join(f"**{k}**: {v}" for k, v in base.get("definitions", {}).items()
+                                          if k in ("style loss", "content loss")),
+              "", "Plot: `baselines/instability_over_time.png`.", ""]
+    return lines
+
+
 def _provenance_line(part: str, prov: dict) -> str:
     return (f"- {part}: device {prov.get('device')} ({prov.get('cpu_threads')} threads), "
             f"stablestyle {prov.get('stablestyle_version')}, torch {prov.get('torch_version')}, {prov.get('date')}")
@@ -80,7 +98,6 @@ def main(argv: list[str]) -> int:
     base = _load(out / "baselines" / "results.json")
     fig = _load(out / "figure3_analysis.json")
     fig_runs = _load(out / "figure3" / "results.json")
-    runs = nets["runs"] + (base["runs"] if base else [])
     # The parts may be measured on different days and machines (speeds only compare within one).
     parts = [("bundled networks", nets), ("optimisation baselines", base), ("Figure 3", fig_runs)]
     lines = [
@@ -101,15 +118,11 @@ def main(argv: list[str]) -> int:
         net = m.get("model", {})
         lines.append(f"- {m.get('name')} ({m.get('style')}): bundled `{m.get('checkpoint')}`, width {net.get('width')}, "
                      f"recurrent {net.get('recurrent')}, {m.get('step')} training steps")
-    lines += ["", "## Stable vs per-frame, and the optimisation baselines", ""]
+    lines += ["", "## Stable vs per-frame", ""]
     for clip, info in nets["clips"].items():
         lines.append(f"- clip `{clip}`: {info['frames']} frames at {info['size'][0]}x{info['size'][1]}, "
                      f"instability flow: {info['instability_flow']}")
-    if base:
-        lines.append(f"- baselines: {base['config'].get('methods')} at --size {base['config'].get('size')}, "
-                     f"{base['config'].get('iterations')} iterations per frame, first "
-                     f"{base['config'].get('max_frames')} frames")
-    lines += ["", *_table(runs), ""]
+    lines += ["", *_table(nets["runs"]), ""]
     sintel = next((c for c in nets["clips"] if "sintel" in c), None)
     if sintel:
         check, ok = _checks(nets["runs"], sintel)
@@ -119,8 +132,9 @@ def main(argv: list[str]) -> int:
         if clip != sintel:
             check, ok = _checks(nets["runs"], clip)
             lines += [f"### The same ratios on `{clip}` (exact flow)", "", *check, ""]
-    lines += ["Plots: `networks/instability_over_time.png`, `networks/instability_vs_style.png`"
-              + (", `baselines/instability_over_time.png`" if base else "") + ".", ""]
+    lines += ["Plots: `networks/instability_over_time.png`, `networks/instability_vs_style.png`.", ""]
+    if base:
+        lines += _baseline_section(base)
     if fig:
         corr = fig.get("correlation", {})
         lines += ["## Figure 3: per-frame instability vs Gram trace of the style image", "",

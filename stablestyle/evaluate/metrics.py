@@ -163,8 +163,9 @@ def perceptual_losses(outputs: Tensor, inputs: Tensor, loss: torch.nn.Module,
 
     Uses the training definitions (:class:`stablestyle.losses.PerceptualLoss`):
     content = MSE of the VGG-16 content-layer features of output and input
-    frame; style = sum over the style layers of the MSE between the output's
-    Gram matrices and the style image's.
+    frame relative to the input features' energy; style = the mean over the
+    style layers of the MSE between the output's Gram matrices and the style
+    image's, each relative to the style Gram's energy.
 
     Args:
         outputs: ``(T, 3, H, W)`` stylised frames in ``[0, 1]``.

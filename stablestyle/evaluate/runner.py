@@ -57,9 +57,11 @@ DEFINITIONS = {
                    "where the clip has it, else flow estimated on the input",
     "warping error": "mean over frames of sum_i M_i ||y_t(i) - warp(y_{t-1})(i)||^2 / sum_i M_i (RGB summed, "
                      "[0, 1] scale), flow estimated on the input, M = Ruder et al. 2016 mask (Lai et al. 2018)",
-    "style loss": "sum over relu1_2..relu4_3 of the MSE between Gram matrices (normalised by CHW) of the "
-                  "output and the style image (Johnson et al. 2016; the training definition), mean over frames",
-    "content loss": "MSE of relu3_3 features of output and input frame, mean over frames",
+    "style loss": "mean over relu1_2..relu4_3 of the MSE between the Gram matrices (normalised by CHW) of the "
+                  "output and the style image, each divided by the style Gram's energy (the training definition, "
+                  "stablestyle.losses.relative_style_loss), mean over frames",
+    "content loss": "MSE of relu3_3 features of output and input frame divided by the input features' energy "
+                    "(stablestyle.losses.relative_content_loss), mean over frames",
     "fps (model)": "frames / time spent producing outputs, excluding decoding the input and encoding the output "
                    "(speed.fps_model; speed.fps_model_steady leaves out the first frame and its one-off warm-up)",
     "fps (file to file)": "frames / wall time of the whole loop: open, decode, method, H.264 encode, close",
