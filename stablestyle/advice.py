@@ -54,5 +54,5 @@ def native_bf16_note(backend: str, device) -> str | None:
 
     if not bf16_is_native(backend, device):
         return None
-    return ("this CPU computes bf16 natively (AVX-512 BF16 / AMX): --half runs the network 2.5-4x faster "
-            "here, within 0.02 of fp32 (docs/PERFORMANCE.md; --no-half keeps fp32 without this note)")
+    return ("this CPU computes bf16 natively (AVX-512 BF16 / AMX): --half runs the network in bf16, several times "
+            "faster here, with outputs close to fp32 (docs/PERFORMANCE.md; --no-half keeps fp32 without this note)")

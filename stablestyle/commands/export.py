@@ -32,8 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET,
                    help=f"ONNX opset, {MIN_OPSET}..{MAX_OPSET} (default {DEFAULT_OPSET})")
     p.add_argument("--split-convs", action="store_true",
-                   help="compute the thin 9x9 convolutions as strided phases: same outputs, ~1.3x faster "
-                        "with onnxruntime on CPU")
+                   help="compute the thin 9x9 convolutions as strided phases: same outputs, faster with "
+                        "onnxruntime on a CPU (docs/PERFORMANCE.md)")
     p.add_argument("--no-verify", dest="verify", action="store_false",
                    help="skip running the exported file with onnxruntime against PyTorch")
     p.add_argument("--overwrite", action="store_true", help="replace OUT.onnx if it exists")

@@ -31,12 +31,10 @@ DEFAULT_FPS = 25.0
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 """libx264 speed presets, fastest (largest files) first."""
 DEFAULT_PRESET = "medium"
-"""libx264's own default.  1080p on this project's 2-core CPU: medium 17, veryfast 30, ultrafast 50 frames/s
-(``bench/encode_speed.py``)."""
+"""libx264's own default (``bench/encode_speed.py`` compares the presets' speed and file size)."""
 ENCODER_THREADS = ("frame", "slice")
-"""How libx264 spreads over the CPU's cores: ``frame`` pipelines whole frames (the most frames/s: at 1920x1080
-on a 16-core machine veryfast ran at 110 frames/s against 70 with ``slice``, medium 57 against 41; see
-docs/PERFORMANCE.md), ``slice`` cuts each frame into slices (a frame comes out sooner; PyAV's default)."""
+"""How libx264 spreads over the CPU's cores: ``frame`` pipelines whole frames (the most frames/s on many
+cores; docs/PERFORMANCE.md), ``slice`` cuts each frame into slices (a frame comes out sooner; PyAV's default)."""
 FRAME_PATTERN = "frame_{:05d}.png"
 """Names of the frames that a folder sink writes (1-based)."""
 
