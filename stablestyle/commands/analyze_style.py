@@ -67,11 +67,10 @@ def _reference_files(args, images: list) -> tuple[list, str]:
 
 def run(args: argparse.Namespace) -> int:
     from ..analysis import analyze_styles, reference_totals
-    from ..trace_correlation import load_instability, plot_trace_vs_instability
-    from ..errors import UserError
     from ..models import load_vgg16
     from ..runtime import resolve_device
-    from ..video import check_side, same_path
+    from ..trace_correlation import load_instability, plot_trace_vs_instability
+    from ..video import check_side
 
     # ---- user errors first, before any network work
     check_side(args.size, "--size", 32)
