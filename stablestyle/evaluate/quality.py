@@ -96,8 +96,9 @@ def network_terms(net: nn.Module, loss: PerceptualLoss, content: Tensor,
     """
     out, _ = net(content)
     out = out.float().clamp(0.0, 1.0)
-    terms = {name: float(value) for name, value in loss(out, content).items()}
-    terms["total"] = float(objective_weights(weights).total(loss(out, content)))
+    raw = loss(out, content)  # one VGG pass for the terms and their weighted total
+    terms = {name: float(value) for name, value in raw.items()}
+    terms["total"] = float(objective_weights(weights).total(raw))
     return out, terms
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..atomic import write_text_atomic
 from ..checkpoint import file_sha256, load_checkpoint
 from ..errors import UserError
 from ..losses import LossWeights, PerceptualLoss
@@ -101,14 +101,8 @@ def cached_curve(cache: Path, loss: PerceptualLoss, content: torch.Tensor, weigh
     cache.mkdir(parents=True, exist_ok=True)
     pixels = to_uint8(image)
     write_image(png, pixels)
-    meta.write_text(json.dumps({"curve": curve}))
+    write_text_atomic(meta, json.dumps({"curve": curve}))
     return pixels, curve
-
-
-def _summary(values: Sequence[float]) -> float:
-    finite = [v for v in values if math.isfinite(v)]
-    return statistics.median(values) if len(finite) == len(values) else (
-        math.inf if len(finite) <= len(values) / 2 else statistics.median(values))
 
 
 def measure_quality(models: Sequence[QualityModel], photos: Sequence[Path], *, sizes: Sequence[int],
@@ -151,7 +145,8 @@ def measure_quality(models: Sequence[QualityModel], photos: Sequence[Path], *, s
             entry["sizes"][str(size)] = {
                 **{name: statistics.fmean(r[name] for r in rows) for name in ("content", "style", "tv", "total")},
                 "equivalent_iterations": [r["equivalent_iterations"] for r in rows],
-                "equivalent_iterations_median": _summary([r["equivalent_iterations"] for r in rows]),
+                # median: inf (never reached) sorts last, so it is inf only when most photos never reach it
+                "equivalent_iterations_median": statistics.median(r["equivalent_iterations"] for r in rows),
             }
             log.info("%s at %d px: total %.4g, equivalent iterations %s", model.name, size,
                      entry["sizes"][str(size)]["total"], entry["sizes"][str(size)]["equivalent_iterations"])
