@@ -39,12 +39,9 @@ def side_by_side(columns: list[np.ndarray], labels: list[str]) -> np.ndarray:
 
 def default_baseline(model: str) -> str | None:
     """The bundled per-frame twin of a bundled model (``<style>-small`` compares with ``<style>-perframe``)."""
-    from .bundled import available
+    from .stability import bundled_twin
 
-    for name in (f"{model}-perframe", f"{model.removesuffix('-small')}-perframe"):
-        if name in available():
-            return name
-    return None
+    return bundled_twin(model)
 
 
 def _load(option: str, name: str, recurrent: bool):
@@ -75,17 +72,23 @@ def _stylize(model, meta, name: str, frames: list[np.ndarray], device, quiet: bo
 
 def run_demo(source: Path, out: Path, model_name: str, baseline_name: str | None, *, device,
              max_size: int | None, max_frames: int | None, overwrite: bool = False, quiet: bool = True,
-             argv: list[str] | None = None) -> dict:
+             argv: list[str] | None = None, stability: float | None = None) -> dict:
     """Stylize ``source`` with ``model_name`` (recurrent) and ``baseline_name`` (per-frame, or ``None``),
     write the demo folder ``out`` and return its report (what ``report.json`` holds).
 
-    Both models are loaded, and refused if of the wrong kind, before any frame is decoded.
+    ``stability`` puts the stable slot at that position of the dial between the baseline (its
+    per-frame twin) and ``model_name`` (:mod:`stablestyle.stability`).  Both models are loaded, and
+    refused if of the wrong kind, before any frame is decoded.
     """
     from .atomic import check_output_folder
 
     # a demo folder (report.json, videos), not a frame folder: replaced with overwrite when it is one
     check_output_folder(out, overwrite, marker="report.json", what="a demo folder", noun="demo", inputs=[source])
     models = {"stable": (model_name, *_load("--model", model_name, recurrent=True))}
+    if stability is not None:
+        from .stability import load_at_stability
+
+        models["stable"] = (model_name, *load_at_stability(model_name, stability, perframe=baseline_name))
     if baseline_name is None:
         log.info("no per-frame baseline for %s; pass --baseline to compare with one", model_name)
     else:
@@ -123,7 +126,8 @@ def _report(source: Path, clip, runs: dict, input_instability: float, argv, devi
         "flow": clip.flow_source,
         "instability": {"input": input_instability, **{k: r["instability"] for k, r in runs.items()}},
         "fps": {k: r["fps"] for k, r in runs.items()},
-        "models": {k: {"name": r["model"], "network": r["meta"]["model"], "step": r["meta"]["step"]}
+        "models": {k: {"name": r["model"], "network": r["meta"]["model"], "step": r["meta"]["step"],
+                       **({"stability": r["meta"]["stability"]} if "stability" in r["meta"] else {})}
                    for k, r in runs.items()},
         "provenance": provenance(argv, device),
     }

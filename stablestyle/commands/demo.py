@@ -34,6 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline", default=None,
                    help="per-frame (non-recurrent) model to compare with (default: the bundled per-frame model of "
                         "MODEL's style; none for your own checkpoints)")
+    p.add_argument("--stability", type=float, default=None, metavar="S",
+                   help="the stability dial for the stable slot: 0 = the baseline's per-frame look, 1 = MODEL "
+                        "(default), between = a mix, up to 1.5 for warm-start twins")
     p.add_argument("--max-size", type=int, default=360, help="long side of the frames (default: %(default)s)")
     p.add_argument("--max-frames", type=int, default=None, help="only the first N frames")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -55,6 +58,6 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     report = run_demo(source, out, model_name, baseline_name, device=resolve_device(args.device),
                       max_size=args.max_size, max_frames=args.max_frames, overwrite=args.overwrite,
-                      quiet=args.quiet, argv=getattr(args, "_argv", None))
+                      quiet=args.quiet, argv=getattr(args, "_argv", None), stability=args.stability)
     print(summary(report, out))
     return 0

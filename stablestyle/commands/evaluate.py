@@ -42,6 +42,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="do not keep the stylised videos in the report folder (they are still encoded for timing)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar or info messages (warnings still show)")
+    p.add_argument("--stability", type=float, nargs="+", default=[], metavar="S",
+                   help="score each stable --model at these positions of the stability dial (0 = its per-frame "
+                        "twin, 1 = itself), named NAME@S")
+    p.add_argument("--perframe-model", default=None, metavar="CKPT",
+                   help="the per-frame twin for --stability (default: the bundled <style>-perframe, or the "
+                        "checkpoint the stable model was warm-started from)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         models=list(args.model), max_size=args.max_size, max_frames=args.max_frames, flow=args.flow,
         iterations=args.iterations, size=args.size, style_size=args.style_size, device=args.device,
         half=args.half, save_videos=args.save_videos, overwrite=args.overwrite, quiet=args.quiet,
+        stability=list(args.stability), perframe_model=args.perframe_model,
     )
     # the command line as typed when the CLI recorded it, else the process's (see report.provenance)
     results = run_evaluation(config, argv=getattr(args, "_argv", None) or sys.argv)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from ..stability import add_stability_arguments
+
 HELP = "export a trained network to ONNX (recurrent state as an explicit input/output)"
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-verify", dest="verify", action="store_false",
                    help="skip running the exported file with onnxruntime against PyTorch")
     p.add_argument("--overwrite", action="store_true", help="replace OUT.onnx if it exists")
+    add_stability_arguments(p)
 
 
 def verify_onnx(model, path, height: int, width: int, frames: int = 3) -> float:
@@ -58,7 +61,8 @@ def verify_onnx(model, path, height: int, width: int, frames: int = 3) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..checkpoint import describe_net, load_checkpoint
+    from ..checkpoint import describe_net
+    from ..stability import load_at_stability
     from ..inference.onnx_export import OnnxExportConfig, check_onnx_output, export_onnx
     from ..video import check_side
 
@@ -68,8 +72,10 @@ def run(args: argparse.Namespace) -> int:
     check_side(args.height, "--height")
     check_side(args.width, "--width")
     path = check_onnx_output(args.onnx, args.overwrite)
-    model, meta = load_checkpoint(args.checkpoint)
+    model, meta = load_at_stability(args.checkpoint, args.stability, perframe=args.perframe_model)
     metadata = {"checkpoint": meta["path"], "step": meta["step"], "style_sha256": meta.get("style_sha256")}
+    if "stability" in meta:
+        metadata["stability"] = meta["stability"]
     export_onnx(model, path, config, metadata=metadata, overwrite=args.overwrite)
     if args.verify:
         worst = verify_onnx(model, path, args.height, args.width)

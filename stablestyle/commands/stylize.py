@@ -15,6 +15,8 @@ import logging
 import time
 from pathlib import Path
 
+from ..stability import add_stability_arguments
+
 HELP = "stylize video files, folders of frames or images"
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="medium", choices=X264_PRESETS, metavar="PRESET",
                    help="H.264 encoder speed: ultrafast .. veryslow (default medium); a faster preset encodes "
                         "faster with larger files, for when encoding sets the pace (docs/PERFORMANCE.md)")
+    add_stability_arguments(p)
     p.add_argument("--scene-cuts", choices=("auto", "off"), default="auto",
                    help="auto (default): start the recurrent state afresh where a new shot begins (a cut in "
                         "edited footage), so one shot's stylization does not bleed into the next; off: never")
@@ -90,8 +93,10 @@ def run(args: argparse.Namespace) -> int:
     if args.method != "network":
         if args.style is None:
             raise UserError(f"--method {args.method} needs --style STYLE_IMAGE")
-        if args.model is not None or args.backend != "torch" or args.compile or args.cuda_graphs:
-            raise UserError(f"--model / --backend / --compile / --cuda-graphs are for a trained network; --method "
+        if (args.model is not None or args.backend != "torch" or args.compile or args.cuda_graphs
+                or args.stability is not None or args.perframe_model is not None):
+            raise UserError(f"--model / --backend / --compile / --cuda-graphs / --stability are for a trained "
+                            f"network; --method "
                             f"{args.method} optimises each frame against --style instead (drop them, or use "
                             "--method network)")
         if len(args.inputs) > 1:
@@ -209,10 +214,11 @@ def _network_backend(args, device):
     from ..advice import native_bf16_note
     from ..inference import make_backend
     from ..bundled import DEFAULT_MODEL
-    from ..checkpoint import describe_net, load_checkpoint
+    from ..checkpoint import describe_net
+    from ..stability import load_at_stability
     from ..stylize import precision_for
 
-    model, meta = load_checkpoint(args.model or DEFAULT_MODEL)
+    model, meta = load_at_stability(args.model or DEFAULT_MODEL, args.stability, perframe=args.perframe_model)
     log.info("model %s: %s, step %s, trained by stablestyle %s", meta["path"], describe_net(meta["model"]),
              meta["step"], meta.get("version"))
     hint = native_bf16_note(args.backend, device) if args.half is None else None

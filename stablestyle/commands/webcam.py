@@ -26,6 +26,7 @@ import contextlib
 import logging
 
 from ..camera import MAX_CAMERA
+from ..stability import add_stability_arguments
 from .stylize import COMPILE_MODES, X264_PRESETS
 
 HELP = "live stylization from a camera (or a video file standing in for one), with preview and recording"
@@ -44,6 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--source", default=None, metavar="VIDEO",
                      help="a video file (or a frame folder or image) instead of a camera")
     p.add_argument("--model", required=True, help="checkpoint path or bundled model name")
+    add_stability_arguments(p)
     p.add_argument("--record", default=None, metavar="OUT.mp4", help="also record the stylized frames (.mp4/.mov/.mkv)")
     p.add_argument("--overwrite", action="store_true", help="replace the --record file if it exists")
     p.add_argument("--preset", default=LIVE_PRESET, choices=X264_PRESETS, metavar="PRESET",
@@ -125,18 +127,22 @@ def _check_options(args: argparse.Namespace) -> None:
         check_output_path(args.record, [args.source] if args.source else [], args.overwrite)
     if str(args.model).lower().endswith(".onnx") and args.backend != "onnx":
         raise UserError(f"--model {args.model} is an ONNX file; run it with --backend onnx")
+    if str(args.model).lower().endswith(".onnx") and args.stability is not None:
+        raise UserError(f"--stability mixes two checkpoints; --model {args.model} is an ONNX file (export the "
+                        "model at the stability you want: stablestyle export --stability S)")
 
 
 def _backend(args: argparse.Namespace, device):
     """The inference backend of ``--model`` (a checkpoint, a bundled name or an ``.onnx`` file)."""
-    from ..checkpoint import describe_net, load_checkpoint
+    from ..checkpoint import describe_net
     from ..inference import make_backend
     from ..live import live_precision
+    from ..stability import load_at_stability
 
     if str(args.model).lower().endswith(".onnx"):
         model, desc = args.model, args.model
     else:
-        model, meta = load_checkpoint(args.model)
+        model, meta = load_at_stability(args.model, args.stability, perframe=args.perframe_model)
         desc = f"{meta['path']} ({describe_net(meta['model'])})"
     backend = make_backend(args.backend, model, device=device,
                            precision=live_precision(args.precision, args.backend, device),

@@ -163,10 +163,16 @@ class ModelMethod:
 
     def describe(self) -> dict:
         """Plain data for reports."""
-        return {"name": self.name, "checkpoint": self.checkpoint, "path": self.meta.get("path"),
-                "model": self.meta.get("model"), "step": self.meta.get("step"),
-                "style_sha256": self.style_sha256, "weights_sha256": self.weights_sha256,
-                "trained_by": self.meta.get("version")}
+        from ..checkpoint import file_sha256
+
+        out = {"name": self.name, "checkpoint": self.checkpoint, "path": self.meta.get("path"),
+               "model": self.meta.get("model"), "step": self.meta.get("step"),
+               "style_sha256": self.style_sha256, "weights_sha256": self.weights_sha256,
+               "trained_by": self.meta.get("version")}
+        if "stability" in self.meta:
+            dial = self.meta["stability"]
+            out["stability"] = {**dial, "perframe_weights_sha256": file_sha256(dial["perframe"])}
+        return out
 
 
 def parse_model_spec(spec: str) -> tuple[str, str]:
@@ -192,3 +198,18 @@ def load_model_method(spec: str) -> ModelMethod:
                         "name trained networks e.g. stable=CKPT or perframe=CKPT")
     model, meta = load_checkpoint(ckpt)
     return ModelMethod(name=name, checkpoint=ckpt, model=model, meta=meta)
+
+
+def dial_methods(models: list[ModelMethod], positions: list[float], perframe: str | None) -> list[ModelMethod]:
+    """Each recurrent model at each dial position, named ``NAME@S``; per-frame models stay as they are."""
+    from ..stability import load_at_stability
+
+    out = []
+    for m in models:
+        if not m.meta["model"].get("recurrent", True):
+            out.append(m)
+            continue
+        for s in positions:
+            model, meta = load_at_stability(m.checkpoint, s, perframe=perframe)
+            out.append(ModelMethod(name=f"{m.name}@{s:g}", checkpoint=m.checkpoint, model=model, meta=meta))
+    return out

@@ -19,7 +19,7 @@ from ..atomic import check_output_folder
 from ..errors import UserError
 from ..runtime import check_at_least
 from .clips import Clip, load_clip
-from .methods import MethodOptions, ModelMethod, check_method_name, load_model_method, make_method
+from .methods import MethodOptions, ModelMethod, check_method_name, dial_methods, load_model_method, make_method
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,9 @@ class EvalConfig:
     ``iterations`` / ``size`` configure the optimisation baselines (``size``
     ``None`` = the clip's long side); ``style_size`` is the long side of the
     style image for the style-loss targets (training's default, 256).
+    ``stability``: dial positions; each recurrent model is then scored at each
+    of them under ``NAME@S`` (:mod:`stablestyle.stability`, twin from
+    ``perframe_model`` or found as ``stylize --stability`` finds it).
     """
 
     clips: list[str]
@@ -52,6 +55,8 @@ class EvalConfig:
     save_videos: bool = True
     overwrite: bool = False
     quiet: bool = False
+    stability: list[float] = field(default_factory=list)
+    perframe_model: str | None = None
 
 
 @dataclass
@@ -197,6 +202,8 @@ def check_config(config: EvalConfig) -> list[str]:
 def plan_evaluation(config: EvalConfig, methods: list[str], device) -> Plan:
     """Load the models, styles and clips of ``config`` and list the jobs; every input error surfaces here."""
     models = [load_model_method(spec) for spec in config.models]
+    if config.stability:
+        models = dial_methods(models, config.stability, config.perframe_model)
     style_paths = list(config.styles)
     if not style_paths:
         style_paths = trained_style_paths(models)

@@ -11,7 +11,12 @@ at the speed of one network.
 Interpolating two networks that were trained *independently* is meaningless
 (their hidden units need not correspond), so :func:`related` checks that the
 pair shares its origin: the cosine similarity of their convolution kernels,
-which is near 0 for independent nets and near 1 after a fine-tune.
+which is near 0 for independent nets and near 1 after a fine-tune.  Such a
+pair gets the other dial, :class:`BlendNet`: the two networks' *outputs*
+mixed, ``(1 - S) * perframe(x_t) + S * stable(x_t, y_{t-1})`` with the mix fed
+back as ``y_{t-1}``; it works for any pair, only for ``0 <= S <= 1`` (beyond
+it would amplify the difference of two images), at the cost of two networks.
+:func:`dial` chooses: weights where the pair is related, outputs otherwise.
 """
 
 from __future__ import annotations
@@ -23,12 +28,15 @@ from ..errors import UserError
 from .transformer import TransformerNet
 from .warmstart import adapt_state_dict
 
-__all__ = ["MIN_RELATED_COSINE", "weight_cosine", "related", "dial_state_dict", "dial_model"]
+__all__ = ["MIN_RELATED_COSINE", "DIAL_MODES", "weight_cosine", "related", "dial_state_dict", "dial_model",
+           "BlendNet", "dial"]
 
 #: Least weight cosine for a pair to count as warm-start twins.
 MIN_RELATED_COSINE = 0.5
 #: Dial values accepted: 0 (per-frame) .. 1 (stable) and a little beyond.
 DIAL_RANGE = (0.0, 1.5)
+#: How :func:`dial` mixes the pair: ``auto`` (weights where related, else outputs), ``weights``, ``outputs``.
+DIAL_MODES = ("auto", "weights", "outputs")
 
 
 def _flat(state: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -79,3 +87,46 @@ def dial_model(perframe: nn.Module, stable: nn.Module, s: float) -> TransformerN
     net = TransformerNet(width=stable.width, recurrent=True)
     net.load_state_dict(dial_state_dict(perframe, stable, s))
     return net.eval()
+
+
+class BlendNet(nn.Module):
+    """Output-space dial: ``y_t = (1 - s) * perframe(x_t) + s * stable(x_t, y_{t-1})`` (recurrent).
+
+    Works for any per-frame / stable pair (no shared origin needed) at the cost of running both; the
+    mix is what is fed back, so the state stays one image like a :class:`TransformerNet`'s.
+    """
+
+    def __init__(self, perframe: nn.Module, stable: nn.Module, s: float) -> None:
+        super().__init__()
+        _pair(perframe, stable)
+        if not 0.0 <= s <= 1.0:
+            raise UserError(f"--stability must be in [0, 1] for two unrelated networks (their outputs are mixed), "
+                            f"got {s}")
+        self.perframe, self.stable, self.s = perframe, stable, float(s)
+        self.recurrent, self.width = True, stable.width
+
+    def config(self) -> dict:
+        return {"width": self.width, "recurrent": True}
+
+    def forward(self, frame: torch.Tensor,
+                state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.s == 1.0:
+            out = self.stable(frame, state)[0]
+        elif self.s == 0.0:
+            out = self.perframe(frame)[0]
+        else:
+            out = torch.lerp(self.perframe(frame)[0], self.stable(frame, state)[0], self.s)
+        return out, out
+
+
+def dial(perframe: nn.Module, stable: nn.Module, s: float, mode: str = "auto") -> tuple[nn.Module, str]:
+    """``(network, mode used)`` at dial position ``s``: one interpolated network for warm-start twins
+    (``weights``), the two networks' outputs mixed otherwise (``outputs``); ``mode`` forces one."""
+    if mode not in DIAL_MODES:
+        raise UserError(f"unknown dial mode {mode!r}; choose one of {', '.join(DIAL_MODES)}")
+    if mode == "auto":
+        a, b = _pair(perframe, stable)
+        mode = "weights" if weight_cosine(a, b) >= MIN_RELATED_COSINE else "outputs"
+    if mode == "weights":
+        return dial_model(perframe, stable, s), mode
+    return BlendNet(perframe.eval(), stable.eval(), s).eval(), mode
