@@ -163,3 +163,16 @@ def test_dial_refuses_unrelated_nets_and_bad_positions():
         dial_model(perframe, stable, 2.0)
     with pytest.raises(UserError, match="a per-frame network and a stable"):
         dial_model(stable, perframe, 0.5)
+
+
+def test_a_runs_last_checkpoint_with_numpy_rng_state_initialises(tmp_path):
+    """``train --init runs/x/last.pt``: the resumable file holds numpy RNG state, which is inert data."""
+    import numpy as np
+
+    from stablestyle.checkpoint import save_checkpoint
+
+    net = _net(width=0.25)
+    save_checkpoint(tmp_path / "last.pt", net, training_state={"numpy_rng": np.random.get_state()})
+    state, width, layout = load_init_state(tmp_path / "last.pt", recurrent=False)
+    assert width == 0.25 and layout == "stablestyle"
+    torch.testing.assert_close(state["conv1.conv2d.weight"], net.state_dict()["conv1.conv2d.weight"])

@@ -101,8 +101,10 @@ def adapt_state_dict(state: Mapping[str, torch.Tensor], *, recurrent: bool,
 
 
 def _payload_from_file(path: Path) -> Mapping:
+    from ..checkpoint import safe_torch_load  # a run's last.pt also holds numpy RNG state: allowed, inert
+
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = safe_torch_load(path)
     except Exception as exc:  # noqa: BLE001 - an unreadable file is the user's to fix
         reason = str(exc).split("WeightsUnpickler error:")[-1].strip().splitlines()[0:1]
         raise UserError(f"{path} is not a weights file that loads safely (torch.load with weights_only): "
