@@ -141,7 +141,7 @@ def build_report(source: Path, clip, runs: dict, input_instability: float, argv,
                    for k, r in runs.items()},
         "provenance": provenance(argv, device),
     }
-    if "per-frame" in runs:
+    if {"per-frame", "stable"} <= set(runs):
         report["stable_over_perframe"] = runs["stable"]["instability"] / max(runs["per-frame"]["instability"],
                                                                               1e-12)
     return report

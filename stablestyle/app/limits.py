@@ -43,13 +43,13 @@ class Limits:
 
     def check(self) -> None:
         """A :class:`UserError` naming the flag when a limit is not a positive number."""
-        from ..video import check_max_size
+        from ..video import check_side
 
         for flag, value in (("--max-upload-mb", self.max_upload_mb), ("--max-seconds", self.max_seconds),
                             ("--workers", self.workers)):
             if not value > 0:
                 raise UserError(f"{flag} must be positive, got {value}")
-        check_max_size(self.max_size, "--max-size")
+        check_side(self.max_size, "--max-size")
 
 
 @dataclass(frozen=True)
