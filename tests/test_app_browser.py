@@ -64,7 +64,8 @@ def browser(tmp_path_factory):
     options = webdriver.ChromeOptions()
     options.binary_location = paths[0]
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1000",
-                "--disable-gpu", "--no-first-run", "--disable-background-networking"):
+                "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"):  # a test-pattern webcam
         options.add_argument(arg)
     options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
                                               "download.prompt_for_download": False})
@@ -123,3 +124,22 @@ def test_stylize_in_the_browser_then_a_bad_file(browser, app_url, bbb_clip, tmp_
                   and d.find_element(By.ID, "error"), "the error message")
     assert "notes.mp4: cannot be read as a video" in error.text
     assert "Traceback" not in browser.page_source
+
+
+def test_webcam_tab_records_and_stylizes(browser, app_url):
+    from selenium.webdriver.common.by import By
+
+    browser.get(app_url)
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "[data-style=udnie]"), "the style gallery")
+    browser.find_element(By.CSS_SELECTOR, "[data-style=udnie]").click()
+    browser.find_element(By.ID, "webcam-tab-button").click()
+    _wait(browser, lambda d: d.execute_script("return !!document.getElementById('webcam-preview').srcObject"),
+          "the camera")
+    browser.find_element(By.ID, "webcam-record").click()
+    _wait(browser, lambda d: "press Stylize" in d.find_element(By.ID, "webcam-state").text, "the recording")
+    browser.find_element(By.ID, "run").click()
+    _wait(browser, lambda d: d.find_element(By.ID, "result").is_displayed()
+          or d.find_element(By.ID, "error").is_displayed(), "the result")
+    assert not browser.find_element(By.ID, "error").is_displayed(), browser.find_element(By.ID, "error").text
+    assert "webcam.webm" in browser.find_element(By.ID, "result-title").text
+    assert float(browser.find_element(By.CSS_SELECTOR, "td[data-label=stable]").text) > 0
