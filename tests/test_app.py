@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
+import urllib.request
 
 import av
 import pytest
@@ -50,6 +52,13 @@ def test_config_offers_the_bundled_styles_and_states_the_limits(client):
     assert {"scream", "udnie"} <= set(config["styles"])
     assert config["stabilities"] == ["stable", "per-frame"]
     assert "up to 1 MB" in config["limits_text"] and "up to 20 s" in config["limits_text"]
+
+
+def test_the_page_fetches_nothing_from_elsewhere(app):
+    page = urllib.request.urlopen(app[1] + "/", timeout=60).read().decode()
+    assert "<title>stablestyle</title>" in page
+    outside = re.findall(r"(?:https?:)?//[\w.-]+", page)
+    assert set(outside) <= {"http://www.w3.org"}, outside  # the SVG namespace is a name, not a fetch
 
 
 def test_video_job_gives_the_demo_videos_report_and_cleans_up(app, client, bbb_clip, tmp_path):

@@ -46,7 +46,7 @@ def app_url():
     api = Api(Limits(max_upload_mb=20, max_seconds=20, max_size=160, workers=1), ttl=3600)
     server = make_server(api, "127.0.0.1", 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    yield f"http://127.0.0.1:{server.server_address[1]}/", api
     server.shutdown()
     server.server_close()
     api.shutdown()
@@ -91,7 +91,8 @@ def _run(driver, clip: Path) -> None:
 def test_stylize_in_the_browser_then_a_bad_file(browser, app_url, bbb_clip, tmp_path):
     from selenium.webdriver.common.by import By
 
-    browser.get(app_url)
+    url, api = app_url
+    browser.get(url)
     _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "[data-style=scream]"), "the style gallery")
     assert "clips up to 20 s" in browser.find_element(By.ID, "limits").text
     browser.find_element(By.CSS_SELECTOR, "[data-style=scream]").click()
@@ -124,12 +125,15 @@ def test_stylize_in_the_browser_then_a_bad_file(browser, app_url, bbb_clip, tmp_
                   and d.find_element(By.ID, "error"), "the error message")
     assert "notes.mp4: cannot be read as a video" in error.text
     assert "Traceback" not in browser.page_source
+    assert list(api.sessions.root.iterdir())  # the page's results wait for their downloads ...
+    browser.get("about:blank")
+    _wait(browser, lambda d: not list(api.sessions.root.iterdir()), "the closed page's files to go")  # ... until it closes
 
 
 def test_webcam_tab_records_and_stylizes(browser, app_url):
     from selenium.webdriver.common.by import By
 
-    browser.get(app_url)
+    browser.get(app_url[0])
     _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "[data-style=udnie]"), "the style gallery")
     browser.find_element(By.CSS_SELECTOR, "[data-style=udnie]").click()
     browser.find_element(By.ID, "webcam-tab-button").click()

@@ -45,7 +45,7 @@ class Api:
                 "max_upload_bytes": self.limits.max_upload_bytes, "demo": _demo_clip() is not None,
                 "demo_name": DEMO_CLIP}
 
-    @functools.lru_cache(maxsize=16)  # noqa: B019 - one Api per server, a handful of styles
+    @functools.lru_cache(maxsize=16)  # one Api per server and a handful of styles: the cache stays small
     def thumbnail(self, style: str) -> bytes:
         if style not in bundled_styles():
             raise ApiError(f"no style {style!r}", HTTPStatus.NOT_FOUND)

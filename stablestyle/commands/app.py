@@ -28,8 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="longest clip in seconds (default: %(default)s)")
     p.add_argument("--max-size", type=int, default=d.max_size,
                    help="long side of the frames in pixels (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=d.workers,
-                   help="jobs at a time, the rest queue (default: one per CPU, %(default)s here)")
+    p.add_argument("--workers", type=int, default=None, help="jobs at a time, the rest queue (default: one per CPU)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
 
 
@@ -43,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from ..runtime import resolve_device
 
     limits = Limits(max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds, max_size=args.max_size,
-                    workers=args.workers)
+                    **({} if args.workers is None else {"workers": args.workers}))
     api = Api(limits, device=resolve_device(args.device))
     try:
         server = make_server(api, args.host, args.port)
