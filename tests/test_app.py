@@ -97,7 +97,8 @@ def test_image_and_own_checkpoint(client, tmp_path):
     status = client.stylize(tmp_path / "photo.png", checkpoint=tmp_path / "mine.pt")
     assert status["models"] == {"stable": "mine"} and status["instability"] is None
     image = client.download(status, "side_by_side", tmp_path / "sbs.png")
-    assert Image.open(image).size == (128, 48)  # input | mine at 64 px
+    with Image.open(image) as picture:
+        assert picture.size == (128, 48)  # input | mine at 64 px
 
 
 def _text_as_mp4(d):
