@@ -191,3 +191,24 @@ def test_cli_refuses_bad_limits_and_a_busy_port_in_one_line(argv, says, capsys):
     says = says.replace("{busy}", port)
     err = capsys.readouterr().err
     assert err.startswith("error: ") and says in err and "Traceback" not in err
+
+
+def test_a_job_reports_progress_frame_by_frame_and_stops_when_told(bbb_clip, tmp_path):
+    from stablestyle.app.pipeline import Cancelled, run_job
+
+    seen = []
+    run_job(bbb_clip, "bbb.mp4", "video", "scream", "stable", tmp_path / "done", limits=Limits(max_size=64),
+            fps=25.0, on_progress=lambda *p: seen.append(p))
+    for label in ("per-frame", "stable"):
+        frames = [(done, total) for stage, done, total, fps in seen if stage == f"{label} model"]
+        assert frames == [(i, 8) for i in range(1, 9)]
+    assert all(fps > 0 for stage, _, _, fps in seen if stage.endswith("model"))
+
+    def stop_at_third(stage, done, total, fps):
+        if done == 3:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        run_job(bbb_clip, "bbb.mp4", "video", "scream", "stable", tmp_path / "stopped", limits=Limits(max_size=64),
+                fps=25.0, on_progress=stop_at_third)
+    assert list(tmp_path.iterdir()) == [tmp_path / "done"]  # nothing of the stopped job, not even a temporary
