@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "export": "stablestyle.commands.export",
     "webcam": "stablestyle.commands.webcam",
     "demo": "stablestyle.commands.demo",
+    "app": "stablestyle.commands.app",
 }
 
 

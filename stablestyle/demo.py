@@ -44,7 +44,7 @@ def default_baseline(model: str) -> str | None:
     return bundled_twin(model)
 
 
-def _load(option: str, name: str, recurrent: bool):
+def load_model(option: str, name: str, recurrent: bool):
     """``(model, meta)`` of ``name``; a :class:`UserError` unless it is recurrent (``True``) / per-frame."""
     from .checkpoint import load_checkpoint
     from .errors import UserError
@@ -59,13 +59,17 @@ def _load(option: str, name: str, recurrent: bool):
     return model, meta
 
 
-def _stylize(model, meta, name: str, frames: list[np.ndarray], device, quiet: bool):
+def _stylize(model, meta, name: str, frames: list[np.ndarray], device, quiet: bool, on_frame=None):
     from .runtime import progress
     from .stylize import stylize_frames
 
     start = time.perf_counter()
-    out = list(progress(stylize_frames(model, frames, device=device), total=len(frames),
-                        desc=Path(str(name)).stem, unit="frame", quiet=quiet))
+    out = []
+    for frame in progress(stylize_frames(model, frames, device=device), total=len(frames),
+                          desc=Path(str(name)).stem, unit="frame", quiet=quiet):
+        out.append(frame)
+        if on_frame is not None:
+            on_frame(len(out), len(out) / max(time.perf_counter() - start, 1e-9))
     seconds = time.perf_counter() - start
     return out, meta, len(frames) / max(seconds, 1e-9)
 
@@ -84,7 +88,7 @@ def run_demo(source: Path, out: Path, model_name: str, baseline_name: str | None
 
     # a demo folder (report.json, videos), not a frame folder: replaced with overwrite when it is one
     check_output_folder(out, overwrite, marker="report.json", what="a demo folder", noun="demo", inputs=[source])
-    models = {"stable": (model_name, *_load("--model", model_name, recurrent=True))}
+    models = {"stable": (model_name, *load_model("--model", model_name, recurrent=True))}
     if stability is not None:
         from .stability import load_at_stability
 
@@ -92,30 +96,39 @@ def run_demo(source: Path, out: Path, model_name: str, baseline_name: str | None
     if baseline_name is None:
         log.info("no per-frame baseline for %s; pass --baseline to compare with one", model_name)
     else:
-        models = {"per-frame": (baseline_name, *_load("--baseline", baseline_name, recurrent=False)), **models}
-    runs, clip, input_instability = _stylize_all(models, source, device, max_size, max_frames, quiet)
-    report = _report(source, clip, runs, input_instability, argv, device)
-    _write(out, source, clip, runs, report, overwrite)
+        models = {"per-frame": (baseline_name, *load_model("--baseline", baseline_name, recurrent=False)), **models}
+    from .evaluate.clips import load_clip
+
+    clip = load_clip(source, max_size=max_size, max_frames=max_frames)
+    runs, input_instability = stylize_models(models, clip, device, quiet)
+    report = build_report(source, clip, runs, input_instability, argv, device)
+    write_demo_folder(out, source, clip, runs, report, overwrite)
     return report
 
 
-def _stylize_all(models: dict, source: Path, device, max_size, max_frames, quiet: bool):
-    """``(runs, clip, instability of the input)``: every model over the clip, with its instability."""
-    from .evaluate.clips import clip_instability, load_clip
+def stylize_models(models: dict, clip, device, quiet: bool, on_frame=None) -> tuple[dict, float]:
+    """``(runs, instability of the input)``: every model of ``{label: (name, model, meta)}`` over ``clip``
+    (:func:`stablestyle.evaluate.clips.load_clip`), with its instability, per frame pair and the mean.
+
+    ``on_frame(label, frames done, frames/s)``, when given, is called after every stylized frame (the app's
+    progress bar; an exception it raises stops the work).
+    """
+    from .evaluate.clips import clip_instability
     from .video import to_tensor
 
-    clip = load_clip(source, max_size=max_size, max_frames=max_frames)
     runs = {}
     for label, (name, model, meta) in models.items():
-        frames, meta, fps = _stylize(model, meta, name, clip.frames, device, quiet)
+        hook = None if on_frame is None else (lambda done, fps, label=label: on_frame(label, done, fps))
+        frames, meta, fps = _stylize(model, meta, name, clip.frames, device, quiet, hook)
         per_frame = clip_instability(to_tensor(np.stack(frames)), clip)
         runs[label] = {"model": str(name), "frames": frames, "fps": fps, "meta": meta,
-                       "instability": float(per_frame.mean())}
+                       "instability": float(per_frame.mean()), "per_frame": per_frame.tolist()}
     input_instability = float(clip_instability(to_tensor(np.stack(clip.frames)), clip).mean())
-    return runs, clip, input_instability
+    return runs, input_instability
 
 
-def _report(source: Path, clip, runs: dict, input_instability: float, argv, device) -> dict:
+def build_report(source: Path, clip, runs: dict, input_instability: float, argv, device) -> dict:
+    """What ``report.json`` holds: frames, size, instability (mean and per frame pair), speed, models."""
     from .report import provenance
 
     report = {
@@ -125,27 +138,30 @@ def _report(source: Path, clip, runs: dict, input_instability: float, argv, devi
         "side_by_side": ["input", *runs],
         "flow": clip.flow_source,
         "instability": {"input": input_instability, **{k: r["instability"] for k, r in runs.items()}},
+        "instability_per_frame": {k: r["per_frame"] for k, r in runs.items()},
         "fps": {k: r["fps"] for k, r in runs.items()},
         "models": {k: {"name": r["model"], "network": r["meta"]["model"], "step": r["meta"]["step"],
                        **({"stability": r["meta"]["stability"]} if "stability" in r["meta"] else {})}
                    for k, r in runs.items()},
         "provenance": provenance(argv, device),
     }
-    if "per-frame" in runs:
+    if {"per-frame", "stable"} <= set(runs):
         report["stable_over_perframe"] = runs["stable"]["instability"] / max(runs["per-frame"]["instability"],
                                                                               1e-12)
     return report
 
 
-def _write(out: Path, source: Path, clip, runs: dict, report: dict, overwrite: bool) -> None:
-    """The demo folder: both videos (with the input's audio) and the report, staged and published at once."""
+def write_demo_folder(out: Path, source: Path, clip, runs: dict, report: dict, overwrite: bool,
+                      primary: str = "stable") -> None:
+    """The demo folder: ``stylized.mp4`` (the ``primary`` run), ``side_by_side.mp4`` (input | every run), both
+    with the input's audio, and the report, staged and published at once."""
     from .atomic import staged_folder, write_text_atomic
     from .video import open_sink
 
     audio = source if _has_audio(source) else None
     with staged_folder(out, overwrite=overwrite) as stage:
         with open_sink(stage / "stylized.mp4", clip.fps, audio_from=audio) as sink:
-            for frame in runs["stable"]["frames"]:
+            for frame in runs[primary]["frames"]:
                 sink.write(frame)
         with open_sink(stage / "side_by_side.mp4", clip.fps, audio_from=audio) as sink:
             for i, frame in enumerate(clip.frames):

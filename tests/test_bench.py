@@ -172,3 +172,14 @@ def test_norm_kernels():
 def test_norm_kernels_bad_size_is_one_line():
     done = bench("norm_kernels.py", "--size", "big", expect=2)
     assert done.stderr.strip().startswith("error: --size big") and "Traceback" not in done.stderr
+
+
+def test_app_vs_demo_times_both_on_the_same_clip(tmp_path, bbb_clip):
+    done = bench("app_vs_demo.py", "--input", bbb_clip, "--max-size", "64", "--repeats", "1", "-o", tmp_path)
+    report = json.loads((tmp_path / "app_vs_demo.json").read_text())
+    assert json.loads(done.stdout) == report
+    assert report["frames"] == 8 and len(report["demo_seconds"]) == len(report["app_seconds"]) == 1
+    assert report["app_over_demo"] == pytest.approx(report["app_median_seconds"] / report["demo_median_seconds"])
+    assert set(report["models"]) == {"scream", "scream-perframe"}
+    assert all(len(m["weights_sha256"]) == 64 for m in report["models"].values())
+    assert set(report["instability"]) == {"input", "per-frame", "stable"}
