@@ -9,23 +9,18 @@ from stablestyle.cli import main
 from stablestyle.errors import UserError
 from stablestyle.models import TransformerNet
 from stablestyle.models.dial import BlendNet, dial
-from stablestyle.models.warmstart import adapt_state_dict
 from stablestyle.stability import bundled_twin, find_twin, load_at_stability
+from test_warmstart import _twins
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _pair(related: bool, seed: int = 0):
+    """A per-frame net and a stable one: its fine-tuned twin (``related``) or one trained apart."""
+    if related:
+        return _twins()
     torch.manual_seed(seed)
-    perframe = TransformerNet(width=0.25, recurrent=False).eval()
-    stable = TransformerNet(width=0.25, recurrent=True)
-    if related:  # a fine-tune of the per-frame net: weights moved a little, the state channels learnt
-        stable.load_state_dict(adapt_state_dict(perframe.state_dict(), recurrent=True))
-        with torch.no_grad():
-            for p in stable.parameters():
-                p.add_(0.05 * torch.randn_like(p) * p.abs().mean())
-            stable.conv1.conv2d.weight[:, 3:].normal_(0, 0.05)
-    return perframe, stable.eval()
+    return TransformerNet(width=0.25, recurrent=False).eval(), TransformerNet(width=0.25, recurrent=True).eval()
 
 
 def test_blend_is_the_mix_of_the_two_outputs_and_feeds_the_mix_back():
