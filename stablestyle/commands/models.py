@@ -35,7 +35,28 @@ def describe(name: str) -> dict:
         "training": _training(cfg),
         "metrics": payload.get("metrics", {}),
         "version": payload.get("version"),
+        "dial": _dial(name, payload),
     }
+
+
+def _dial(name: str, payload: dict) -> dict | None:
+    """How ``--stability`` treats a bundled stable model: its twin and whether their weights can be mixed."""
+    from ..bundled import bundled_path
+    from ..checkpoint import read_checkpoint
+    from ..models.dial import MIN_RELATED_COSINE, weight_cosine
+    from ..models.warmstart import adapt_state_dict
+    from ..stability import bundled_twin
+
+    twin = bundled_twin(name) if payload["model"].get("recurrent", True) else None
+    if twin is None:
+        return None
+    twin_payload = read_checkpoint(bundled_path(twin))
+    if twin_payload["model"].get("width") != payload["model"].get("width"):
+        return None  # no per-frame twin of its width (the -small nets)
+    state = twin_payload["state_dict"]
+    cosine = weight_cosine(adapt_state_dict(state, recurrent=True), payload["state_dict"])
+    return {"perframe": twin, "weight_cosine": round(cosine, 4),
+            "mode": "weights" if cosine >= MIN_RELATED_COSINE else "outputs"}
 
 
 def _training(cfg: dict) -> dict:
@@ -50,13 +71,14 @@ def _table(rows: list[dict]) -> str:
     """One aligned line per model: name, kind, width, steps and the Sintel figures."""
     from ..checkpoint import describe_net
 
-    header = ["model", "net", "steps", *(label for _, label in TABLE_METRICS)]
+    header = ["model", "net", "steps", *(label for _, label in TABLE_METRICS), "--stability"]
     body = []
     for r in rows:
         metrics = r["metrics"]
         body.append([r["name"] + (" (default)" if r["default"] else ""), describe_net(r["network"]), str(r["step"]),
                      *(f"{metrics[key]:.3g}" if isinstance(metrics.get(key), (int, float)) else "-"
-                       for key, _ in TABLE_METRICS)])
+                       for key, _ in TABLE_METRICS),
+                     f"{r['dial']['mode']} with {r['dial']['perframe']}" if r["dial"] else "-"])
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in [header, *body])
 
@@ -74,13 +96,19 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.details:
         print(_table(rows))
-        print("(--details: training settings and all measured figures; the figures: README 'Results')")
+        print("(--details: training settings and all measured figures; the figures: README 'Results'; "
+              "--stability: how the dial mixes a stable model with its per-frame twin)")
         return 0
     for r in rows:
         net = r["network"]
         flag = " (default)" if r["default"] else ""
         style = r["style"] or "?"
         print(f"{r['name']}{flag}: {r['mode']} model, style {style}, {describe_net(net)}, {r['step']} steps")
+        if r["dial"]:
+            d = r["dial"]
+            how = ("weights interpolated" if d["mode"] == "weights"
+                   else "outputs mixed: the pair was trained apart, two networks' time")
+            print(f"    --stability: with {d['perframe']} (weight cosine {d['weight_cosine']:.3f}), {how}")
         if r["training"]:
             print("    trained with " + ", ".join(
                 f"{k}=" + ("/".join(f"{n} {w:g}" for n, w in v.items()) if isinstance(v, dict) else f"{v}")
