@@ -1,4 +1,4 @@
-"""The long-video and dial benchmarks: their checks on known numbers, and a tiny end-to-end run."""
+"""The long-video, dial and weights-look benchmarks: their checks on known numbers, and tiny end-to-end runs."""
 
 from __future__ import annotations
 
@@ -57,3 +57,18 @@ def test_long_video_end_to_end_on_a_few_seconds(tmp_path, assets):
         assert all(r["style_loss"] > 0 and r["instability"] > 0 for r in run["per_minute"])
         assert run["stylize"]["rss_mb"], "memory was not sampled"
     assert (tmp_path / "out" / "long_video.png").stat().st_size > 0
+
+
+def test_weights_look_writes_the_strip_and_the_terms(tmp_path, assets):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "weights_look.py"), "--weights", "1", "4",
+                           "--iterations", "2", "-o", str(tmp_path)], capture_output=True, text=True, timeout=1800,
+                          env=env, cwd=ROOT)  # hang guard only
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "scream_100007.json").read_text())
+    assert [r["style_weight"] for r in report["results"]] == [1.0, 4.0]
+    assert all(r["style"] > 0 and r["content"] > 0 for r in report["results"])
+    from PIL import Image
+
+    with Image.open(tmp_path / "scream_100007.png") as strip:
+        assert strip.width > 2.9 * strip.height  # the photo and two results side by side
