@@ -88,11 +88,12 @@ def run_demo(source: Path, out: Path, model_name: str, baseline_name: str | None
 
     # a demo folder (report.json, videos), not a frame folder: replaced with overwrite when it is one
     check_output_folder(out, overwrite, marker="report.json", what="a demo folder", noun="demo", inputs=[source])
-    models = {"stable": (model_name, *load_model("--model", model_name, recurrent=True))}
-    if stability is not None:
+    if stability is None:
+        models = {"stable": (model_name, *load_model("--model", model_name, recurrent=True))}
+    else:  # refuses a per-frame --model itself, in one line
         from .stability import load_at_stability
 
-        models["stable"] = (model_name, *load_at_stability(model_name, stability, perframe=baseline_name))
+        models = {"stable": (model_name, *load_at_stability(model_name, stability, perframe=baseline_name))}
     if baseline_name is None:
         log.info("no per-frame baseline for %s; pass --baseline to compare with one", model_name)
     else:
