@@ -93,7 +93,8 @@ def run_demo(source: Path, out: Path, model_name: str, baseline_name: str | None
     else:  # refuses a per-frame --model itself, in one line
         from .stability import load_at_stability
 
-        models = {"stable": (model_name, *load_at_stability(model_name, stability, perframe=baseline_name))}
+        models = {"stable": (model_name, *load_at_stability(model_name, stability, perframe=baseline_name,
+                                                                   twin_flag="--baseline"))}
     if baseline_name is None:
         log.info("no per-frame baseline for %s; pass --baseline to compare with one", model_name)
     else:

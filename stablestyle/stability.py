@@ -33,8 +33,11 @@ def bundled_twin(model: str) -> str | None:
     return None
 
 
-def find_twin(model: str, meta: dict, perframe: str | None = None) -> str:
-    """The per-frame twin of stable model ``model`` (see the module docstring); a :class:`UserError` if none."""
+def find_twin(model: str, meta: dict, perframe: str | None = None, twin_flag: str = "--perframe-model") -> str:
+    """The per-frame twin of stable model ``model`` (see the module docstring); a :class:`UserError` if none.
+
+    ``twin_flag`` is the command's flag for the twin, named in the errors (the demo calls it ``--baseline``).
+    """
     if perframe:
         return perframe
     twin = bundled_twin(str(model))
@@ -43,7 +46,7 @@ def find_twin(model: str, meta: dict, perframe: str | None = None) -> str:
     init = (meta.get("config") or {}).get("init")
     if init and Path(init).exists():
         return str(init)
-    raise UserError(f"--stability needs the per-frame twin of {model}: pass it as --perframe-model PATH "
+    raise UserError(f"--stability needs the per-frame twin of {model}: pass it as {twin_flag} PATH "
                     "(a per-frame model of the same style and width)")
 
 
@@ -58,7 +61,7 @@ def _check_position(stability: float) -> float:
 
 
 def load_at_stability(model: str, stability: float | None = None, *, perframe: str | None = None,
-                      mode: str = "auto"):
+                      mode: str = "auto", twin_flag: str = "--perframe-model"):
     """``(network, meta)`` for ``model`` at dial position ``stability`` (``None``: the model as it is).
 
     ``meta`` is the stable model's checkpoint metadata with ``meta["stability"]`` =
@@ -74,11 +77,11 @@ def load_at_stability(model: str, stability: float | None = None, *, perframe: s
     s = _check_position(stability)
     if not meta["model"].get("recurrent", True):
         raise UserError(f"--stability needs a stable (recurrent) model, but {model} is per-frame; pass the stable "
-                        "one as --model and this one as --perframe-model")
-    twin_name = find_twin(model, meta, perframe)
+                        f"one as --model and this one as {twin_flag}")
+    twin_name = find_twin(model, meta, perframe, twin_flag)
     twin, twin_meta = load_checkpoint(twin_name)
     if twin_meta["model"].get("recurrent", True):
-        raise UserError(f"--perframe-model {twin_name} is a recurrent (stable) model; the dial needs a per-frame "
+        raise UserError(f"{twin_flag} {twin_name} is a recurrent (stable) model; the dial needs a per-frame "
                         "one")
     if s == 1.0 or s == 0.0:
         used = "endpoint"

@@ -127,6 +127,14 @@ def test_demo_refuses_a_model_of_the_wrong_kind(tmp_path, bbb_clip, ckpts, capsy
     assert not out.exists()
 
 
+def test_demo_stability_with_a_perframe_model_names_the_demos_own_flag(tmp_path, bbb_clip, ckpts, capsys):
+    stable, perframe = ckpts
+    assert main(["demo", "-o", str(tmp_path / "demo"), "--input", str(bbb_clip), "--model", str(perframe),
+                 "--stability", "0.5", "--quiet", "--max-size", "64"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "as --baseline" in err[0] and "--perframe-model" not in err[0]
+
+
 def test_default_baseline_is_the_bundled_perframe_twin():
     from stablestyle.demo import default_baseline
 

@@ -59,6 +59,8 @@ def test_the_bundled_twin_and_the_warm_start_source_are_found(tmp_path):
     assert find_twin("mine.pt", {}, perframe="given.pt") == "given.pt"
     with pytest.raises(UserError, match="--perframe-model"):
         find_twin("mine.pt", {"config": {"init": str(tmp_path / "gone.pt")}})
+    with pytest.raises(UserError, match="pass it as --baseline PATH"):  # the demo's name for the twin
+        find_twin("mine.pt", {}, twin_flag="--baseline")
 
 
 def test_load_at_stability_endpoints_are_the_models_themselves_and_between_is_a_mix(tmp_path):

@@ -27,6 +27,7 @@ from stablestyle.training import (
     TrainConfig,
     TrainingDiverged,
     check_inputs,
+    loss_window,
     config_from_dict,
     load_config,
     resolve_amp,
@@ -244,6 +245,28 @@ def test_temporal_term_gradcheck():
         lambda x: sequence_terms(x, x.detach(), MeanPerceptual(), flow_bw=flow, mask=mask)["temporal"], (out,))
 
 
+def test_loss_window_offsets_cover_the_margin_and_repeat_per_step():
+    assert loss_window((32, 40), 0, seed=0, step=5) is None
+    windows = [loss_window((32, 40), 8, seed=3, step=s) for s in range(400)]
+    assert all(h == 24 and w == 32 and 0 <= t <= 8 and 0 <= l <= 8 for t, l, h, w in windows)
+    assert {t for t, *_ in windows} == set(range(9)) and {l for _, l, *_ in windows} == set(range(9))
+    assert windows[17] == loss_window((32, 40), 8, seed=3, step=17)  # a resumed run draws the same window
+    assert [loss_window((32, 40), 8, seed=4, step=s) for s in range(400)] != windows  # the seed changes them
+    with pytest.raises(ValueError, match="no window"):
+        loss_window((32, 40), 32, seed=0, step=0)
+
+
+def test_window_limits_the_perceptual_terms_not_the_temporal_one():
+    out = torch.zeros(1, 2, 3, 6, 8, dtype=torch.float64)
+    out[..., :2, :] = 1.0  # a bright band along the top that the window (rows 2..5) leaves out
+    flow, mask = torch.zeros(1, 2, 2, 6, 8, dtype=torch.float64), torch.ones(1, 2, 1, 6, 8, dtype=torch.float64)
+    out[:, 1, :, 5, 7] = 0.5  # one pixel changes between the frames, inside the window
+    full = sequence_terms(out, out, MeanPerceptual(), flow_bw=flow, mask=mask)
+    seen = sequence_terms(out, out, MeanPerceptual(), flow_bw=flow, mask=mask, window=(2, 0, 4, 8))
+    assert full["content"].item() > 0.3 and seen["content"].item() == pytest.approx(0.5 / 64)
+    assert torch.equal(full["temporal"], seen["temporal"])
+
+
 @pytest.mark.parametrize("detach", [False, True])
 def test_temporal_term_detach_previous(detach):
     torch.manual_seed(0)
@@ -314,6 +337,22 @@ def test_perframe_run_is_johnson_and_shows_progress(assets, content_dir, tmp_pat
     model, meta = load_checkpoint(tmp_path / "run" / "final.pt")
     assert meta["model"]["recurrent"] is False and meta["config"]["seq_len"] == 1
     assert "val_instability" in meta["metrics"]  # per-frame nets are measured on the same clip
+
+
+def test_loss_margin_run_feeds_the_loss_a_smaller_window(assets, content_dir, tmp_path, monkeypatch):
+    import stablestyle.training.trainer as trainer_module
+
+    seen = []
+    real = trainer_module.sequence_loss
+    monkeypatch.setattr(trainer_module, "sequence_loss",
+                        lambda *a, **kw: seen.append(kw["window"]) or real(*a, **kw))
+    config = tiny_config(assets, content_dir, tmp_path / "run", mode="perframe", seq_len=None, steps=3,
+                         loss_margin=8)
+    Trainer(config, loss_net=StandInEncoder(), quiet=True).fit()
+    assert seen[:3] == [loss_window((32, 32), 8, config.seed, step) for step in range(3)]
+    assert all(h == w == 24 for *_, h, w in seen)
+    with pytest.raises(UserError, match="loss_margin"):
+        tiny_config(assets, content_dir, tmp_path / "bad", loss_margin=20).validate()
 
 
 def test_videos_and_stills_with_bf16_and_channels_last(assets, content_dir, bikes_clip, tmp_path):

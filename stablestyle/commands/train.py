@@ -20,6 +20,7 @@ HELP = "train a style network: --mode stable (recurrent + temporal loss) or perf
 FLAG_KEYS: dict[str, str] = {
     "style": "style", "content": "content", "video": "video", "mode": "mode", "out": "out",
     "steps": "steps", "device": "device", "width": "width", "crop": "crop", "batch": "batch",
+    "loss_margin": "loss_margin",
     "seq_len": "seq_len", "amp": "amp", "workers": "num_workers", "lr": "lr", "seed": "seed",
     "style_size": "style_size", "content_layer": "content_layer", "style_layers": "style_layers",
     "flow_method": "flow_method", "video_ratio": "video_ratio", "val_image": "val_image",
@@ -62,7 +63,12 @@ class _HelpFormatter(argparse.HelpFormatter):
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = _HelpFormatter
-    g = p.add_argument_group("data")
+    _data_arguments(p.add_argument_group("data"))
+    _model_arguments(p.add_argument_group("model and losses"))
+    _run_arguments(p)
+
+
+def _data_arguments(g) -> None:
     g.add_argument("--style", help="style image file")
     g.add_argument("--content", action="append", metavar="DIR_OR_IMAGE",
                    help="still images: a folder or an image file (repeat for more)")
@@ -71,11 +77,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--flow-method", help=f"flow estimator for videos (default {DEFAULT})")
     g.add_argument("--val-image", help="image for the held-out validation clip (default: last content image)")
     g.add_argument("--val-frames", type=int, help=f"frames of the validation clip (default {DEFAULT})")
-    g = p.add_argument_group("model and losses")
+
+
+def _model_arguments(g) -> None:
     g.add_argument("--mode", help=f"stable (recurrent + temporal loss) or perframe (default {DEFAULT})")
     g.add_argument("--seq-len", type=int, help="frames per training sequence (default 4 stable, 1 perframe)")
     g.add_argument("--width", type=float, help=f"channel multiplier of the net (default {DEFAULT})")
     g.add_argument("--crop", type=int, help=f"training crop side in px (default {DEFAULT})")
+    g.add_argument("--loss-margin", type=int, metavar="PX",
+                   help="content/style losses on a random window PX smaller than the crop, so the net cannot "
+                        f"learn where the loss's image border is (default {DEFAULT}: the whole crop)")
     g.add_argument("--style-size", type=int, help=f"style image long side in px (default {DEFAULT})")
     g.add_argument("--content-layer", help=f"VGG-16 content tap (default {DEFAULT})")
     g.add_argument("--style-layers", nargs="+", metavar="LAYER", help=f"VGG-16 style taps (default {DEFAULT})")
@@ -93,6 +104,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--init-layout", choices=("auto", "stablestyle", "fast_neural_style"),
                    help="layout of --init (default auto: stablestyle checkpoints by their metadata, any other "
                         "state dict as fast_neural_style)")
+
+
+def _run_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("optimisation and speed")
     g.add_argument("--steps", type=int, help=f"optimiser steps (default {DEFAULT})")
     g.add_argument("--batch", type=int, help=f"sequences per step per process (default {DEFAULT})")

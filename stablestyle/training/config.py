@@ -78,6 +78,8 @@ class TrainConfig:
     """Channel multiplier of the transformation net (1.0 = Johnson et al.)."""
     crop: int = 256
     """Training crop side in pixels."""
+    loss_margin: int = 0
+    """Perceptual loss on a random ``crop - loss_margin`` window per step (:func:`~.objective.loss_window`)."""
     style_size: int | None = 256
     """Long side of the style image for the Gram targets (``None``: as stored)."""
     content_layer: str = "relu3_3"
@@ -151,6 +153,8 @@ class TrainConfig:
                 raise UserError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.crop < 16:
             raise UserError(f"crop must be at least 16 pixels, got {self.crop}")
+        if not 0 <= self.loss_margin <= self.crop - 16:
+            raise UserError(f"loss_margin must be 0..crop - 16 = {self.crop - 16} pixels, got {self.loss_margin}")
         if self.style_size is not None and not 16 <= self.style_size <= 16384:
             raise UserError(f"style_size must be 16..16384 pixels (or unset), got {self.style_size}")
         if self.val_frames < 2:

@@ -82,9 +82,29 @@ class SequenceModel(nn.Module):
         return torch.stack(outputs, dim=1)
 
 
+def loss_window(size: tuple[int, int], margin: int, seed: int, step: int) -> tuple[int, int, int, int] | None:
+    """``(top, left, height, width)`` of the perceptual-loss window of training step ``step``, or ``None``.
+
+    With ``margin > 0`` the window is ``margin`` pixels smaller than the crop on each axis, at an offset
+    drawn uniformly in ``0..margin`` from ``(seed, step)`` alone (so a resumed run draws the same windows).
+    The loss network's zero-padded image border then falls at a different place of the net's output every
+    step, so the net cannot learn to paint the style image's own borders (e.g. The Scream's orange sky as
+    a band along the top) where it sees its input's border.
+    """
+    if margin <= 0:
+        return None
+    height, width = size
+    if margin >= min(height, width):
+        raise ValueError(f"loss margin {margin} leaves no window in a {width}x{height} crop")
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    top, left = (int(v) for v in torch.randint(0, margin + 1, (2,), generator=gen))
+    return top, left, height - margin, width - margin
+
+
 def sequence_terms(outputs: torch.Tensor, frames: torch.Tensor, perceptual: nn.Module, *,
                    flow_bw: torch.Tensor | None = None, mask: torch.Tensor | None = None,
-                   detach_previous: bool = False) -> dict[str, torch.Tensor]:
+                   detach_previous: bool = False,
+                   window: tuple[int, int, int, int] | None = None) -> dict[str, torch.Tensor]:
     """Unweighted loss terms of a batch of unrolled sequences.
 
     Args:
@@ -96,6 +116,8 @@ def sequence_terms(outputs: torch.Tensor, frames: torch.Tensor, perceptual: nn.M
             with ``mask`` it adds the temporal term.
         mask: ``(B, T, 1, H, W)`` reliability ``c_t`` (Ruder et al. 2016), 1 = reliable.
         detach_previous: use ``y_{t-1}`` as a constant target.
+        window: ``(top, left, height, width)`` (:func:`loss_window`): the perceptual terms see only this
+            part of outputs and frames; the temporal term always sees the whole frame.
 
     Returns:
         ``{content, style, tv}`` plus ``temporal`` (Gupta et al. 2017, Sec. 4,
@@ -106,7 +128,12 @@ def sequence_terms(outputs: torch.Tensor, frames: torch.Tensor, perceptual: nn.M
         raise ValueError(f"outputs {tuple(outputs.shape)} and frames {tuple(frames.shape)} must both be "
                          "(B, T, 3, H, W)")
     b, t = outputs.shape[:2]
-    terms = dict(perceptual(outputs.flatten(0, 1), frames.flatten(0, 1)))
+    seen_out, seen_in = outputs.flatten(0, 1), frames.flatten(0, 1)
+    if window is not None:
+        top, left, height, width = window
+        seen_out = seen_out[..., top:top + height, left:left + width]
+        seen_in = seen_in[..., top:top + height, left:left + width]
+    terms = dict(perceptual(seen_out, seen_in))
     if flow_bw is not None and mask is not None and t >= 2:
         prev = outputs[:, :-1].flatten(0, 1)
         if detach_previous:
