@@ -25,8 +25,11 @@ def _tile(run: Path, step: int, label: str) -> np.ndarray:
     if not path.is_file():
         raise SystemExit(f"error: {path} does not exist (the run samples every sample_every steps)")
     with Image.open(path) as img:
-        rgb = np.asarray(img.convert("RGB"))
-    return side_by_side([rgb[rgb.shape[0] // 2:]], [label])
+        img = img.convert("RGB")
+        half = img.crop((0, img.height // 2, img.width, img.height))
+        # runs with different crops sample at different sizes: show each at 128 px high
+        half = half.resize((round(half.width * 128 / half.height), 128), Image.LANCZOS)
+    return side_by_side([np.asarray(half)], [label])
 
 
 def main(argv: list[str] | None = None) -> int:
