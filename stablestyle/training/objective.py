@@ -88,8 +88,8 @@ def loss_window(size: tuple[int, int], margin: int, seed: int, step: int) -> tup
     With ``margin > 0`` the window is ``margin`` pixels smaller than the crop on each axis, at an offset
     drawn uniformly in ``0..margin`` from ``(seed, step)`` alone (so a resumed run draws the same windows).
     The loss network's zero-padded image border then falls at a different place of the net's output every
-    step, so the net cannot learn to paint the style image's own borders (e.g. The Scream's orange sky as
-    a band along the top) where it sees its input's border.
+    step, and the outer ``margin`` pixels of the crop get no perceptual loss on most steps.  (Tried against
+    The Scream's band along the top of every frame, it did not remove it: docs/MODELS.md.)
     """
     if margin <= 0:
         return None
