@@ -26,10 +26,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from stablestyle.analysis import load_style
     from stablestyle.evaluate.quality import optimization_curve
+    from stablestyle.evaluate.quality_report import resize_long_side
     from stablestyle.losses import LossWeights, PerceptualLoss
     from stablestyle.models import load_vgg16
     from stablestyle.paths import assets_dir
-    from stablestyle.video import read_image, to_tensor
+    from stablestyle.video import read_image, to_tensor, to_uint8
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--style", default="scream")
@@ -39,11 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--out", type=Path, required=True)
     args = p.parse_args(argv)
     assets = assets_dir(required=True)
-    img = read_image(assets / "bsds500" / "test" / args.photo)
-    h, w = img.shape[:2]
-    scale = 256 / max(h, w)
-    img = np.asarray(Image.fromarray(img).resize((round(w * scale), round(h * scale)), Image.LANCZOS))
-    x = to_tensor([img])
+    x = resize_long_side(to_tensor([read_image(assets / "bsds500" / "test" / args.photo)]), 256)  # as the measure
+    img = to_uint8(x)
     loss = PerceptualLoss(load_vgg16(), load_style(assets / "styles" / f"{args.style}.jpg", 256))
     tiles, results = [img], []
     for weight in args.weights:
@@ -53,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             terms = {k: float(v) for k, v in loss.evaluate(y, x).items()}
         results.append({"style_weight": weight, "final_total": curve[-1], **terms})
         print(results[-1], flush=True)
-        tiles.append((y[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+        tiles.append(to_uint8(y))
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"{args.style}_{Path(args.photo).stem}"
     Image.fromarray(np.concatenate(tiles, 1)).save(args.out / f"{stem}.png")
