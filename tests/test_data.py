@@ -93,10 +93,45 @@ def test_stills_survive_an_image_that_breaks_during_training(photos, tmp_path, c
     assert item["source"] == str(files[1]) and "unusable" in caplog.text
 
 
+@pytest.fixture(scope="module")
+def sky_photos(tmp_path_factory):
+    """Two photos bright at the top, dark at the bottom (a vertical ramp), 80 x 60."""
+    folder = tmp_path_factory.mktemp("sky")
+    ramp = np.repeat(np.linspace(255, 0, 60).astype(np.uint8)[:, None, None], 80, 1).repeat(3, 2)
+    for k in range(2):
+        Image.fromarray(ramp).save(folder / f"sky{k}.png")
+    return sorted(folder.iterdir())
+
+
+def _top_minus_bottom(item: dict) -> float:
+    frame = item["frames"][0]
+    return (frame[:, :4].mean() - frame[:, -4:].mean()).item()
+
+
+def test_vflip_turns_photos_upside_down_with_the_given_probability(sky_photos):
+    upright = StillsDataset(sky_photos, seq_len=3, crop=CROP, foreground_prob=0.0, seed=1)
+    turned = StillsDataset(sky_photos, seq_len=3, crop=CROP, foreground_prob=0.0, vflip_prob=1.0, seed=1)
+    half = StillsDataset(sky_photos, seq_len=1, crop=CROP, foreground_prob=0.0, vflip_prob=0.5, seed=1)
+    for epoch in range(4):
+        for i in range(2):
+            assert _top_minus_bottom(upright.get(i, epoch)) > 0.1
+            item = turned.get(i, epoch)
+            assert _top_minus_bottom(item) < -0.1
+            assert _masked_warp_error(item) < 4 / 255  # flow and mask follow the turned photo
+    signs = {_top_minus_bottom(half.get(i, e)) > 0 for e in range(8) for i in range(2)}
+    assert signs == {True, False}
+
+
+def test_vflip_zero_keeps_the_items_of_a_seed(photos):
+    a, b = StillsDataset(photos, 2, CROP, seed=3), StillsDataset(photos, 2, CROP, vflip_prob=0.0, seed=3)
+    assert torch.equal(a.get(2, 1)["frames"], b.get(2, 1)["frames"])
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"seq_len": 0}, "seq_len"),
     ({"crop": 4}, "crop"),
     ({"foreground_prob": 1.5}, "foreground_prob"),
+    ({"vflip_prob": -0.1}, "vflip_prob"),
 ])
 def test_stills_reject_bad_settings(photos, kwargs, match):
     with pytest.raises(UserError, match=match):

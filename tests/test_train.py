@@ -355,6 +355,13 @@ def test_loss_margin_run_feeds_the_loss_a_smaller_window(assets, content_dir, tm
         tiny_config(assets, content_dir, tmp_path / "bad", loss_margin=20).validate()
 
 
+def test_vflip_reaches_the_still_photos(assets, content_dir, tmp_path):
+    config = tiny_config(assets, content_dir, tmp_path / "run", mode="perframe", seq_len=None, vflip=0.5)
+    assert Trainer(config, loss_net=StandInEncoder(), quiet=True).dataset.vflip_prob == 0.5
+    with pytest.raises(UserError, match="vflip is a probability"):
+        tiny_config(assets, content_dir, tmp_path / "bad", vflip=1.5).validate()
+
+
 def test_videos_and_stills_with_bf16_and_channels_last(assets, content_dir, bikes_clip, tmp_path):
     from stablestyle.data import MixedDataset
 

@@ -20,7 +20,7 @@ HELP = "train a style network: --mode stable (recurrent + temporal loss) or perf
 FLAG_KEYS: dict[str, str] = {
     "style": "style", "content": "content", "video": "video", "mode": "mode", "out": "out",
     "steps": "steps", "device": "device", "width": "width", "crop": "crop", "batch": "batch",
-    "loss_margin": "loss_margin",
+    "loss_margin": "loss_margin", "vflip": "vflip",
     "seq_len": "seq_len", "amp": "amp", "workers": "num_workers", "lr": "lr", "seed": "seed",
     "style_size": "style_size", "content_layer": "content_layer", "style_layers": "style_layers",
     "flow_method": "flow_method", "video_ratio": "video_ratio", "val_image": "val_image",
@@ -74,6 +74,9 @@ def _data_arguments(g) -> None:
                    help="still images: a folder or an image file (repeat for more)")
     g.add_argument("--video", action="append", metavar="FILE", help="training video (repeat for more)")
     g.add_argument("--video-ratio", type=float, help=f"fraction of sequences from --video (default {DEFAULT})")
+    g.add_argument("--vflip", type=float, metavar="P",
+                   help="probability of turning a still photo upside down, so the net cannot learn that the "
+                        f"top of a frame is sky (default {DEFAULT})")
     g.add_argument("--flow-method", help=f"flow estimator for videos (default {DEFAULT})")
     g.add_argument("--val-image", help="image for the held-out validation clip (default: last content image)")
     g.add_argument("--val-frames", type=int, help=f"frames of the validation clip (default {DEFAULT})")

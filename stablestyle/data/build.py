@@ -23,7 +23,7 @@ __all__ = ["build_training_data"]
 
 def build_training_data(content: Sequence[str | os.PathLike] = (), videos: Sequence[str | os.PathLike] = (), *,
                         seq_len: int, crop: int = 256, video_ratio: float = 0.5, motion: MotionConfig | None = None,
-                        foreground_prob: float = 0.5, flow_method: str = "dis", short_side: int | None = None,
+                        foreground_prob: float = 0.5, vflip_prob: float = 0.0, flow_method: str = "dis", short_side: int | None = None,
                         max_frames: int | None = None, seed: int = 0, verify: bool = True,
                         quiet: bool = False, held_out: str | os.PathLike | None = None) -> Dataset:
     """The training dataset for photos under ``content`` and the clips in ``videos``.
@@ -40,7 +40,7 @@ def build_training_data(content: Sequence[str | os.PathLike] = (), videos: Seque
         seq_len: frames per item (1 = per-frame training, e.g. the Johnson baseline).
         crop: item side, pixels.
         video_ratio: fraction of video items when both kinds are present.
-        motion, foreground_prob: synthetic motion of the stills.
+        motion, foreground_prob, vflip_prob: synthetic motion of the stills, upside-down photos.
         flow_method, short_side, max_frames: video flow settings.
         seed: data seed (items are a function of seed, epoch and index).
         verify: decode every image up front (see :func:`~stablestyle.data.scan_images`).
@@ -65,7 +65,7 @@ def build_training_data(content: Sequence[str | os.PathLike] = (), videos: Seque
         scan = scan_images(content, crop, verify=verify, quiet=quiet)
         if scan.usable:
             stills = StillsDataset(scan.usable, seq_len, crop, motion=motion, foreground_prob=foreground_prob,
-                                   seed=seed)
+                                   vflip_prob=vflip_prob, seed=seed)
         elif not videos:
             raise UserError(_no_usable_images(content, scan, crop, held_out))
         else:

@@ -38,11 +38,18 @@ class StillsDataset(EpochMixin, Dataset):
         crop: frame side, pixels.
         motion: motion bounds (:class:`~stablestyle.synthetic.MotionConfig`).
         foreground_prob: probability of a moving foreground patch.
+        vflip_prob: probability of turning the background photo upside down before
+            the camera moves over it (the clip's flow and mask follow: they are
+            rendered from the turned photo).  Photos mostly hold sky at the top; a
+            net trained only on upright ones can learn to paint the style's sky
+            into the top of every frame whatever is there.  0 draws no random
+            number, so items of existing seeds stay the same.
         seed: with ``(epoch, index)`` fixes the item.
     """
 
     def __init__(self, image_paths: Sequence[str | os.PathLike], seq_len: int, crop: int = 256,
-                 motion: MotionConfig | None = None, foreground_prob: float = 0.5, seed: int = 0):
+                 motion: MotionConfig | None = None, foreground_prob: float = 0.5, vflip_prob: float = 0.0,
+                 seed: int = 0):
         self.paths = [Path(p) for p in image_paths]
         if not self.paths:
             raise UserError("StillsDataset needs at least one training image")
@@ -50,6 +57,7 @@ class StillsDataset(EpochMixin, Dataset):
         self.crop = check_int("crop", crop, MIN_CROP)
         self.motion = motion if motion is not None else MotionConfig()
         self.foreground_prob = check_fraction("foreground_prob", foreground_prob)
+        self.vflip_prob = check_fraction("vflip_prob", vflip_prob)
         self.seed = check_int("seed", seed, 0)
         self.epoch = 0
 
@@ -80,6 +88,8 @@ class StillsDataset(EpochMixin, Dataset):
         if loaded is None:
             raise UserError(f"none of the {n} training images can be read any more")
         path, background = loaded
+        if self.vflip_prob > 0 and rng.random() < self.vflip_prob:
+            background = np.ascontiguousarray(background[::-1])
         foregrounds = []
         if rng.random() < self.foreground_prob:
             j = int(rng.integers(n - 1)) if n > 1 else 0

@@ -63,6 +63,8 @@ class TrainConfig:
     """Video files (or frame folders) for real-motion sequences, flow estimated with ``flow_method``."""
     video_ratio: float = 0.5
     """Fraction of training sequences drawn from ``video`` (when given); the rest are stills."""
+    vflip: float = 0.0
+    """Probability of turning a still photo upside down before it is cropped (breaks the sky-on-top prior)."""
     flow_method: str = "dis"
     """Optical-flow estimator for video sequences (:data:`stablestyle.flow.FLOW_METHODS`)."""
     val_image: str | None = None
@@ -153,6 +155,8 @@ class TrainConfig:
                 raise UserError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.crop < 16:
             raise UserError(f"crop must be at least 16 pixels, got {self.crop}")
+        if not 0.0 <= self.vflip <= 1.0:
+            raise UserError(f"vflip is a probability, 0..1, got {self.vflip}")
         if not 0 <= self.loss_margin <= self.crop - 16:
             raise UserError(f"loss_margin must be 0..crop - 16 = {self.crop - 16} pixels, got {self.loss_margin}")
         if self.style_size is not None and not 16 <= self.style_size <= 16384:

@@ -169,8 +169,8 @@ def build_dataset(config: TrainConfig, stills: Sequence[Path], quiet: bool = Tru
     from ..data import build_training_data
 
     return build_training_data([str(p) for p in stills], list(config.video), seq_len=config.sequence_length,
-                               crop=config.crop, video_ratio=config.video_ratio, flow_method=config.flow_method,
-                               seed=config.seed, quiet=quiet, held_out=held_out)
+                               crop=config.crop, video_ratio=config.video_ratio, vflip_prob=config.vflip,
+                               flow_method=config.flow_method, seed=config.seed, quiet=quiet, held_out=held_out)
 
 
 
