@@ -183,3 +183,24 @@ def test_app_vs_demo_times_both_on_the_same_clip(tmp_path, bbb_clip):
     assert set(report["models"]) == {"scream", "scream-perframe"}
     assert all(len(m["weights_sha256"]) == 64 for m in report["models"].values())
     assert set(report["instability"]) == {"input", "per-frame", "stable"}
+
+
+def test_band_measures_both_flips_with_the_weights_hash(tmp_path):
+    from stablestyle.bundled import bundled_path
+    from stablestyle.checkpoint import file_sha256
+
+    done = bench("band.py", "--model", "scream-small", "--model", f"copy={bundled_path('scream-small')}",
+                 "--photos", "2", "--size", "64", "--plot", "-o", tmp_path)
+    report = json.loads((tmp_path / "band.json").read_text())
+    assert set(report["models"]) == {"scream-small", "copy"} and len(report["photos"]) == 2
+    entry = report["models"]["scream-small"]
+    assert entry["weights_sha256"] == file_sha256(bundled_path("scream-small"))
+    assert len(entry["rows_profile"]) == len(entry["cols_profile"]) == 64
+    assert 0 < entry["rows_edge_excess"] < 100 and entry == {**report["models"]["copy"], "checkpoint": entry["checkpoint"]}
+    assert (tmp_path / "band.png").stat().st_size > 0 and "rows edge excess" in done.stdout
+    assert report["command"].startswith("python bench/band.py")
+
+
+def test_band_without_photos_is_a_one_line_error(tmp_path):
+    done = bench("band.py", "--model", "scream-small", "--photo-dir", tmp_path, "-o", tmp_path / "out", expect=2)
+    assert done.stderr.strip().count("\n") == 0 and "no .jpg photos" in done.stderr

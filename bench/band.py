@@ -1,0 +1,113 @@
+"""Do the models paint bands or stripes fixed to the frame's edges? ``python bench/band.py --model scream ...``.
+
+For each model, on held-out photos (default: the first ``--photos`` of
+``$STABLESTYLE_ASSETS/bsds500/test``, which training never sees) scaled to
+``--size`` x ``--size``: the flip test of :mod:`stablestyle.evaluate.position`
+(``|f(x) - flip(f(flip(x)))|`` per row for upside-down flips, per column for
+left-right mirrors) and its ``edge_excess`` (outer eighths against the middle
+half; about 1 without a position prior).  Writes ``OUT/band.json`` (the
+command, each checkpoint's weights hash, both profiles and ratios) and, with
+``--plot``, the row and column profiles of every model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _photos(folder: Path, count: int, size: int):
+    import torch
+    import torch.nn.functional as F
+
+    from stablestyle.errors import UserError
+    from stablestyle.video import read_image, to_tensor
+
+    files = sorted(folder.glob("*.jpg"))[:count]
+    if not files:
+        raise UserError(f"no .jpg photos in {folder}")
+    batch = [F.interpolate(to_tensor([read_image(p)]), size=(size, size), mode="bilinear", align_corners=False,
+                           antialias=True) for p in files]
+    return files, torch.cat(batch).clamp(0, 1)
+
+
+def _measure(spec: str, x):
+    import torch
+
+    from stablestyle.checkpoint import file_sha256, load_checkpoint
+    from stablestyle.evaluate.position import edge_excess, flip_difference_profile
+
+    name, _, path = spec.partition("=")
+    net, meta = load_checkpoint(path or name)
+    net.eval()
+
+    def stylize(t):
+        with torch.no_grad():
+            return torch.cat([net(t[i:i + 1])[0].float().clamp(0, 1) for i in range(t.shape[0])])
+
+    entry = {"checkpoint": str(meta["path"]), "weights_sha256": file_sha256(meta["path"]), "step": meta.get("step")}
+    for axis in ("rows", "cols"):
+        profile = flip_difference_profile(stylize, x, axis)
+        entry[f"{axis}_edge_excess"] = round(edge_excess(profile), 4)
+        entry[f"{axis}_profile"] = [round(v, 5) for v in profile.tolist()]
+    return name, entry
+
+
+def _plot(report: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
+    for name, entry in report["models"].items():
+        for ax, axis in zip(axes, ("rows", "cols")):
+            ax.plot(entry[f"{axis}_profile"], label=f"{name} ({entry[f'{axis}_edge_excess']:.2f})")
+    for ax, title in zip(axes, ("upside down: per row (0 = top)", "mirrored: per column (0 = left)")):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("pixel")
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("mean |f(x) - flip(f(flip x))|")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from stablestyle.errors import UserError
+    from stablestyle.paths import assets_dir
+    from stablestyle.report import provenance
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", action="append", required=True, help="NAME or NAME=CHECKPOINT (repeatable)")
+    p.add_argument("--photos", type=int, default=8, help="how many held-out photos (default 8)")
+    p.add_argument("--photo-dir", default=None, help="default: $STABLESTYLE_ASSETS/bsds500/test")
+    p.add_argument("--size", type=int, default=256, help="photos scaled to SIZE x SIZE px (default 256)")
+    p.add_argument("--plot", action="store_true", help="also write OUT/band.png")
+    p.add_argument("-o", "--out", required=True, help="output folder")
+    args = p.parse_args(argv)
+    try:
+        if args.photos < 1 or args.size < 32:
+            raise UserError("--photos must be >= 1 and --size >= 32")
+        folder = Path(args.photo_dir) if args.photo_dir else assets_dir(required=True) / "bsds500" / "test"
+        files, x = _photos(folder, args.photos, args.size)
+        report = {"size": args.size, "photos": [f.name for f in files],
+                  "models": dict(_measure(spec, x) for spec in args.model)}
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    report["command"] = "python bench/band.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    report["provenance"] = provenance()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "band.json").write_text(json.dumps(report, indent=1) + "\n")
+    if args.plot:
+        _plot(report, out / "band.png")
+    for name, entry in report["models"].items():
+        print(f"{name:24s} rows edge excess {entry['rows_edge_excess']:.3f}   cols {entry['cols_edge_excess']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
