@@ -26,15 +26,21 @@ def bench(script: str, *args, expect: int = 0) -> subprocess.CompletedProcess:
 
 
 def test_stylize_speed_model_only_and_end_to_end(tmp_path, bikes_clip):
+    from stablestyle.inference.precision import cpu_has_native_bf16
+
+    # bf16 only where the CPU computes it: emulated, its peak measurement alone takes many minutes
+    native = bool(cpu_has_native_bf16())
     out = tmp_path / "speed.json"
     done = bench("stylize_speed.py", "--device", "cpu", "--sizes", "64x48", "--widths", "0.25",
-                 "--backends", "torch,onnx", "--precisions", "auto,bf16", "--threads", "1", "--frames", "2",
+                 "--backends", "torch,onnx", "--precisions", "auto,bf16" if native else "auto", "--threads", "1",
+                 "--frames", "2",
                  "--warmup", "1", "--end-to-end", "--e2e-frames", "3", "--clip", bikes_clip, "--out", out)
     report = json.loads(done.stdout)
     assert json.loads(out.read_text()) == report
-    assert report["device_type"] == "cpu" and report["threads"] == 1 and set(report["peak"]) == {"fp32", "bf16"}
+    assert report["device_type"] == "cpu" and report["threads"] == 1
+    assert set(report["peak"]) == ({"fp32", "bf16"} if native else {"fp32"})
     combos = {(r["backend"], r["precision"]) for r in report["results"]}
-    assert combos == {("torch", "fp32"), ("onnx", "fp32"), ("torch", "bf16")}
+    assert combos == {("torch", "fp32"), ("onnx", "fp32")} | ({("torch", "bf16")} if native else set())
     gflop = conv_flops(TransformerNet(width=0.25), 48, 64)["total"] / 1e9
     for r in report["results"]:
         assert "error" not in r, r
