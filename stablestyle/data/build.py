@@ -23,8 +23,8 @@ __all__ = ["build_training_data"]
 
 def build_training_data(content: Sequence[str | os.PathLike] = (), videos: Sequence[str | os.PathLike] = (), *,
                         seq_len: int, crop: int = 256, video_ratio: float = 0.5, motion: MotionConfig | None = None,
-                        foreground_prob: float = 0.5, vflip_prob: float = 0.0, flow_method: str = "dis", short_side: int | None = None,
-                        max_frames: int | None = None, seed: int = 0, verify: bool = True,
+                        foreground_prob: float = 0.5, vflip_prob: float = 0.0, flow_method: str = "dis",
+                        short_side: int | None = None, max_frames: int | None = None, seed: int = 0, verify: bool = True,
                         quiet: bool = False, held_out: str | os.PathLike | None = None) -> Dataset:
     """The training dataset for photos under ``content`` and the clips in ``videos``.
 
