@@ -5,9 +5,14 @@ For each model, on held-out photos (default: the first ``--photos`` of
 ``--size`` x ``--size``: the flip test of :mod:`stablestyle.evaluate.position`
 (``|f(x) - flip(f(flip(x)))|`` per row for upside-down flips, per column for
 left-right mirrors) and its ``edge_excess`` (outer eighths against the middle
-half; about 1 without a position prior).  Writes ``OUT/band.json`` (the
-command, each checkpoint's weights hash, both profiles and ratios) and, with
-``--plot``, the row and column profiles of every model.
+half; about 1 without a position prior).  ``--edge-margin M ...`` measures
+each model at each of those edge margins too (entries ``NAME+mM``; the
+margin reflects the frame outwards before the net and crops after), and
+``--style STYLE`` adds the upright outputs' content / style / total loss under
+the training objective (``configs/style_weights.yaml``), so what a margin
+does to the painting shows beside what it does to the edges.  Writes
+``OUT/band.json`` (the command, each checkpoint's weights hash, both profiles
+and ratios) and, with ``--plot``, the row and column profiles of every model.
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ def _photos(folder: Path, count: int, size: int):
     return files, torch.cat(batch).clamp(0, 1)
 
 
-def _measure(spec: str, x):
+def _measure(spec: str, x, margins, loss=None):
+    """``[(name, entry)]`` for one ``NAME[=CHECKPOINT]``: at its own margin, then at each of ``margins``."""
     import torch
 
     from stablestyle.checkpoint import file_sha256, load_checkpoint
@@ -47,12 +53,46 @@ def _measure(spec: str, x):
         with torch.no_grad():
             return net(t)[0].float().clamp(0, 1)  # state None: each photo a clip's first frame
 
-    entry = {"checkpoint": str(meta["path"]), "weights_sha256": file_sha256(meta["path"]), "step": meta.get("step")}
-    for axis in ("rows", "cols"):
-        profile = flip_difference_profile(stylize, x, axis)
-        entry[f"{axis}_edge_excess"] = round(edge_excess(profile), 4)
-        entry[f"{axis}_profile"] = [round(v, 5) for v in profile.tolist()]
-    return name, entry
+    own = net.edge_margin
+    results = []
+    for margin in [None, *margins]:
+        net.edge_margin = own if margin is None else margin
+        entry = {"checkpoint": str(meta["path"]), "weights_sha256": file_sha256(meta["path"]),
+                 "step": meta.get("step"), "edge_margin": net.edge_margin}
+        for axis in ("rows", "cols"):
+            profile = flip_difference_profile(stylize, x, axis)
+            entry[f"{axis}_edge_excess"] = round(edge_excess(profile), 4)
+            entry[f"{axis}_profile"] = [round(v, 5) for v in profile.tolist()]
+        if loss is not None:
+            entry["objective"] = _objective(loss, stylize(x), x)
+        results.append((name if margin is None else f"{name}+m{margin}", entry))
+    return results
+
+
+def _objective(loss, y, x) -> dict:
+    """Mean content / style / tv / total of outputs ``y`` under ``loss = (PerceptualLoss, LossWeights)``."""
+    import torch
+
+    perceptual, weights = loss
+    with torch.no_grad():
+        terms = {k: v.mean() for k, v in perceptual.evaluate(y, x).items()}
+    return {**{k: round(float(v), 5) for k, v in terms.items()}, "total": round(float(weights.total(terms)), 5)}
+
+
+def _loss(style: str):
+    """``(PerceptualLoss, LossWeights)`` of ``style`` as the quality measure uses them."""
+    from stablestyle.analysis import load_style
+    from stablestyle.evaluate.quality_report import load_style_weights
+    from stablestyle.errors import UserError
+    from stablestyle.losses import PerceptualLoss
+    from stablestyle.models import load_vgg16
+    from stablestyle.paths import assets_dir
+
+    weights = load_style_weights(Path(__file__).resolve().parents[1] / "configs" / "style_weights.yaml")
+    if style not in weights:
+        raise UserError(f"--style {style}: configs/style_weights.yaml has {', '.join(weights)}")
+    return PerceptualLoss(load_vgg16(), load_style(assets_dir(required=True) / "styles" / f"{style}.jpg", 256)), \
+        weights[style]
 
 
 def _plot(report: dict, path: Path) -> None:
@@ -84,16 +124,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--photos", type=int, default=8, help="how many held-out photos (default 8)")
     p.add_argument("--photo-dir", default=None, help="default: $STABLESTYLE_ASSETS/bsds500/test")
     p.add_argument("--size", type=int, default=256, help="photos scaled to SIZE x SIZE px (default 256)")
+    p.add_argument("--edge-margin", type=int, nargs="+", default=[], metavar="PX",
+                   help="also measure every model at these edge margins (entries NAME+mPX)")
+    p.add_argument("--style", default=None, help="add the objective's losses of this style (e.g. scream)")
     p.add_argument("--plot", action="store_true", help="also write OUT/band.png")
     p.add_argument("-o", "--out", required=True, help="output folder")
     args = p.parse_args(argv)
     try:
         if args.photos < 1 or args.size < 32:
             raise UserError("--photos must be >= 1 and --size >= 32")
+        if any(not 0 <= m <= 256 for m in args.edge_margin):
+            raise UserError("--edge-margin takes pixels from 0 to 256")
         folder = Path(args.photo_dir) if args.photo_dir else assets_dir(required=True) / "bsds500" / "test"
         files, x = _photos(folder, args.photos, args.size)
-        report = {"size": args.size, "photos": [f.name for f in files],
-                  "models": dict(_measure(spec, x) for spec in args.model)}
+        loss = _loss(args.style) if args.style else None
+        report = {"size": args.size, "photos": [f.name for f in files], "style": args.style,
+                  "models": dict(m for spec in args.model for m in _measure(spec, x, args.edge_margin, loss))}
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -105,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot:
         _plot(report, out / "band.png")
     for name, entry in report["models"].items():
-        print(f"{name:24s} rows edge excess {entry['rows_edge_excess']:.3f}   cols {entry['cols_edge_excess']:.3f}")
+        total = f"   objective total {entry['objective']['total']:.4f}" if "objective" in entry else ""
+        print(f"{name:24s} rows edge excess {entry['rows_edge_excess']:.3f}   cols {entry['cols_edge_excess']:.3f}"
+              + total)
     return 0
 
 

@@ -203,13 +203,20 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 
 def check_model_settings(settings: Any, source: str = "checkpoint") -> None:
-    """:class:`UserError` unless ``settings`` is ``{"width": 0 < number <= MAX_WIDTH, "recurrent": bool}``."""
+    """:class:`UserError` unless ``settings`` is ``{"width": 0 < number <= MAX_WIDTH, "recurrent": bool}``
+    plus, optionally, ``"edge_margin": 0 <= int <= MAX_MARGIN`` (checkpoints written before it had none: 0)."""
+    from .models.transformer import MAX_MARGIN
+
     if not isinstance(settings, dict):
         raise UserError(f"{source}: model settings must be a mapping, got {type(settings).__name__}")
-    unknown = sorted(str(k) for k in settings if k not in ("width", "recurrent"))
+    unknown = sorted(str(k) for k in settings if k not in ("width", "recurrent", "edge_margin"))
     if unknown:
-        raise UserError(f"{source}: unknown model settings {', '.join(unknown)} (valid: width, recurrent); "
-                        "the file is damaged or its settings were edited")
+        raise UserError(f"{source}: unknown model settings {', '.join(unknown)} (valid: width, recurrent, "
+                        "edge_margin); the file is damaged or its settings were edited")
+    margin = settings.get("edge_margin", 0)
+    if isinstance(margin, bool) or not isinstance(margin, int) or not 0 <= margin <= MAX_MARGIN:
+        raise UserError(f"{source}: model setting edge_margin={margin!r} is not a whole number of pixels in "
+                        f"[0, {MAX_MARGIN}]; the file is damaged or its settings were edited")
     width = settings.get("width", 1.0)
     if isinstance(width, bool) or not isinstance(width, (int, float)) or not (
             math.isfinite(width) and 0 < width <= MAX_WIDTH):
@@ -297,7 +304,8 @@ def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
 def describe_net(config: dict) -> str:
     """A checkpoint's ``model`` config in words, e.g. ``"recurrent net, width 0.5"``."""
     kind = "recurrent" if config.get("recurrent", True) else "per-frame"
-    return f"{kind} net, width {config.get('width', 1.0):g}"
+    margin = config.get("edge_margin", 0)
+    return f"{kind} net, width {config.get('width', 1.0):g}" + (f", edge margin {margin} px" if margin else "")
 
 
 def load_checkpoint(path_or_name: str | os.PathLike, map_location: str | torch.device = "cpu"):

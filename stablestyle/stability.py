@@ -61,8 +61,11 @@ def _check_position(stability: float) -> float:
 
 
 def load_at_stability(model: str, stability: float | None = None, *, perframe: str | None = None,
-                      mode: str = "auto", twin_flag: str = "--perframe-model"):
+                      mode: str = "auto", twin_flag: str = "--perframe-model", edge_margin: int | None = None):
     """``(network, meta)`` for ``model`` at dial position ``stability`` (``None``: the model as it is).
+
+    ``edge_margin`` (px) replaces the checkpoints' own edge margin (``None``: keep it); ``meta["edge_margin"]``
+    is the one used.
 
     ``meta`` is the stable model's checkpoint metadata with ``meta["stability"]`` =
     ``{"s", "mode", "perframe"}`` added; ``S = 1`` and ``S = 0`` return the stable model and the
@@ -73,7 +76,7 @@ def load_at_stability(model: str, stability: float | None = None, *, perframe: s
 
     net, meta = load_checkpoint(model)
     if stability is None:
-        return net, meta
+        return _with_margin(net, meta, edge_margin)
     s = _check_position(stability)
     if not meta["model"].get("recurrent", True):
         raise UserError(f"--stability needs a stable (recurrent) model, but {model} is per-frame; pass the stable "
@@ -93,14 +96,31 @@ def load_at_stability(model: str, stability: float | None = None, *, perframe: s
                         "less even along S than the weight dial of warm-start twins, reports/dial)", model, twin_name)
     meta = {**meta, "stability": {"s": s, "mode": used, "perframe": twin_meta["path"]}}
     log.info("stability %g: %s (per-frame twin %s)", s, used, twin_meta["path"])
-    return net, meta
+    return _with_margin(net, meta, edge_margin)
+
+
+def _with_margin(net, meta: dict, edge_margin: int | None):
+    """``(net, meta)`` with ``edge_margin`` applied to every net inside (``None``: as loaded)."""
+    from .models import set_edge_margin
+
+    if edge_margin is not None:
+        try:
+            set_edge_margin(net, edge_margin)
+        except ValueError as exc:
+            raise UserError(f"--edge-margin: {exc}") from None
+    margins = {getattr(m, "edge_margin", None) for m in net.modules()} - {None}
+    return net, {**meta, "edge_margin": max(margins) if margins else 0}
 
 
 def add_stability_arguments(p) -> None:
-    """``--stability`` and ``--perframe-model`` for a command's parser."""
+    """``--stability``, ``--perframe-model`` and ``--edge-margin`` for a command's parser."""
     p.add_argument("--stability", type=float, default=None, metavar="S",
                    help="the stability dial: 0 = the per-frame model's lively look, 1 = the stable model (default), "
                         "between = a mix, up to 1.5 for warm-start twins (more stable still)")
     p.add_argument("--perframe-model", default=None, metavar="CKPT",
                    help="the per-frame twin for --stability (default: the bundled <style>-perframe, or the "
                         "checkpoint the stable model was warm-started from)")
+    p.add_argument("--edge-margin", type=int, default=None, metavar="PX",
+                   help="reflect the frame PX pixels further out on every side before the network and crop "
+                        "after, so bands or stripes a net paints along its input's edges fall outside the "
+                        "frame (default: the model's own setting, 0 for models saved without one)")

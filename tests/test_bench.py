@@ -196,13 +196,19 @@ def test_band_measures_both_flips_with_the_weights_hash(tmp_path):
     from stablestyle.checkpoint import file_sha256
 
     done = bench("band.py", "--model", "scream-small", "--model", f"copy={bundled_path('scream-small')}",
-                 "--photos", "2", "--size", "64", "--plot", "-o", tmp_path)
+                 "--photos", "2", "--size", "64", "--plot", "--edge-margin", "8", "--style", "scream", "-o", tmp_path)
     report = json.loads((tmp_path / "band.json").read_text())
-    assert set(report["models"]) == {"scream-small", "copy"} and len(report["photos"]) == 2
+    assert set(report["models"]) == {"scream-small", "copy", "scream-small+m8", "copy+m8"}
+    assert len(report["photos"]) == 2 and report["style"] == "scream"
+    wide = report["models"]["scream-small+m8"]
+    assert wide["edge_margin"] == 8 and report["models"]["scream-small"]["edge_margin"] == 0  # bundled: none saved
+    assert wide["rows_profile"] != report["models"]["scream-small"]["rows_profile"]
+    assert 0 < wide["objective"]["style"] < 2 and wide["objective"]["total"] > wide["objective"]["content"]
     entry = report["models"]["scream-small"]
     assert entry["weights_sha256"] == file_sha256(bundled_path("scream-small"))
     assert len(entry["rows_profile"]) == len(entry["cols_profile"]) == 64
     assert 0 < entry["rows_edge_excess"] < 100 and entry == {**report["models"]["copy"], "checkpoint": entry["checkpoint"]}
+    assert "objective total" in done.stdout
     assert (tmp_path / "band.png").stat().st_size > 0 and "rows edge excess" in done.stdout
     assert report["command"].startswith("python bench/band.py")
 

@@ -164,7 +164,30 @@ def test_run_folder_without_final_checkpoint(tmp_path, net, files, match):
         read_checkpoint(run)
 
 
+def test_edge_margin_round_trip_and_older_files_without_it(tmp_path):
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, TransformerNet(width=0.25, recurrent=False, edge_margin=24))
+    assert load_checkpoint(path)[0].edge_margin == 24
+    payload = torch.load(path, weights_only=False)
+    del payload["model"]["edge_margin"]  # as written before the setting existed
+    torch.save(payload, path)
+    assert load_checkpoint(path)[0].edge_margin == 0
+
+
+@pytest.mark.parametrize("margin", [-1, 2.5, True, 10_000, "8"])
+def test_edited_edge_margin_is_a_user_error(tmp_path, net, margin):
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, net)
+    payload = torch.load(path, weights_only=False)
+    payload["model"]["edge_margin"] = margin
+    torch.save(payload, path)
+    with pytest.raises(UserError, match="edge_margin"):
+        load_checkpoint(path)
+
+
 @pytest.mark.parametrize("config, text", [({"width": 0.5, "recurrent": True}, "recurrent net, width 0.5"),
+                                          ({"width": 1.0, "recurrent": False, "edge_margin": 32},
+                                           "per-frame net, width 1, edge margin 32 px"),
                                           ({"width": 0.25, "recurrent": False}, "per-frame net, width 0.25"),
                                           ({}, "recurrent net, width 1")])
 def test_describe_net_says_the_config_in_words(config, text):

@@ -66,6 +66,16 @@ def test_onnx_matches_pytorch_over_a_recurrent_sequence(tmp_path, recurrent, dyn
         assert _sequence_diff(net, backend, shape) <= ONNX_MAX_ABS
 
 
+@pytest.mark.parametrize("recurrent", [True, False])
+def test_onnx_export_keeps_the_edge_margin(tmp_path, recurrent):
+    net = _net(recurrent=recurrent)
+    net.edge_margin = 12
+    path = export_onnx(net, tmp_path / "m.onnx", OnnxExportConfig(height=36, width=64, dynamic=True))
+    backend = make_backend("onnx", str(path), device="cpu")
+    for shape in [(1, 3, 37, 61), (1, 3, 24, 40)]:
+        assert _sequence_diff(net, backend, shape) <= ONNX_MAX_ABS
+
+
 @pytest.mark.parametrize("split", [True, False])
 def test_onnx_backend_from_a_network_exports_itself(split):
     net = _net()

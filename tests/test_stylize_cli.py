@@ -50,6 +50,20 @@ def test_stylize_bikes_without_audio_and_max_size(tmp_path, bikes_clip, ckpt):
         assert len(list(res)) == 3
 
 
+def test_edge_margin_flag_replaces_the_model_setting(tmp_path, frames_dir, ckpt, caplog):
+    first = sorted(frames_dir.glob("*.png"))[0]
+    outs = {}
+    for margin in (None, "0", "16"):
+        out = tmp_path / f"m{margin}.png"
+        flag = [] if margin is None else ["--edge-margin", margin]
+        with caplog.at_level("INFO", logger="stablestyle"):
+            assert main(["stylize", str(first), "-o", str(out), "--model", str(ckpt), *flag]) == 0
+        outs[margin] = read_image(out).astype(int)
+    assert "edge margin 16 px" in caplog.text
+    assert np.array_equal(outs[None], outs["0"])  # the fixture was saved without a margin
+    assert np.abs(outs["16"] - outs["0"]).max() > 0
+
+
 def test_frames_folder_to_frames_folder_and_image(tmp_path, frames_dir, ckpt):
     out = tmp_path / "styled"
     assert main(["stylize", str(frames_dir), "-o", str(out), "--model", str(ckpt), "--quiet"]) == 0
@@ -135,6 +149,8 @@ def test_input_is_never_the_output(tmp_path, bbb_clip, ckpt, capsys):
     (["--method", "gatys"], "--method gatys needs --style STYLE_IMAGE"),
     (["--method", "ruder", "--style", "x.jpg"], "x.jpg does not exist"),
     (["--method", "ruder", "--style", "x.jpg", "--model", "scream"], "are for a trained network"),
+    (["--method", "gatys", "--style", "x.jpg", "--edge-margin", "8"], "--edge-margin are for a trained network"),
+    (["--edge-margin", "-3"], "--edge-margin: edge margin must be a whole number of pixels in [0, 256], got -3"),
 ])
 def test_bad_options(tmp_path, bbb_clip, ckpt, capsys, flag, match):
     model = [] if "--method" in flag else ["--model", str(ckpt)]

@@ -16,7 +16,7 @@ import torch
 
 from stablestyle.checkpoint import load_checkpoint, read_checkpoint
 from stablestyle.cli import main
-from stablestyle.training import Trainer
+from stablestyle.training import TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,6 +54,7 @@ def test_cli_run_lowers_the_loss_and_its_model_stylizes(cli_run, tmp_path):
     model, meta = load_checkpoint(cli_run / "final.pt")
     assert meta["step"] == 6 and meta["config"]["mode"] == "stable" and meta["model"]["recurrent"]
     assert len(meta["style_sha256"]) == 64
+    assert model.edge_margin == meta["model"]["edge_margin"] == TrainConfig().edge_margin > 0
     with torch.no_grad():
         out, _ = model(torch.rand(1, 3, 24, 40))
     assert out.shape == (1, 3, 24, 40)
@@ -152,6 +153,7 @@ def _existing(tmp_path: Path, run_folder: bool, checkpoint: bool = True) -> Path
     ("resume changes width", "cannot change width"),
     ("bad time limit", "--time-limit must be a positive duration such as 90s, 20m or 1.5h"),
     ("infinite weight", "loss weight tv (--tv-weight) must be a finite number >= 0, got inf"),
+    ("negative edge margin", "edge_margin must be 0..256 pixels, got -1"),
     ("latin-1 config", "is not a UTF-8 text YAML file"),
     ("binary config", "is not a UTF-8 text YAML file"),
     ("style folder", "is a folder, not an image file"),
@@ -194,6 +196,8 @@ def test_bad_input_is_a_one_line_error(assets, content_dir, cli_run, tmp_path, c
         args += ["--time-limit", "soon"]
     elif case == "infinite weight":
         args += ["--tv-weight", "inf"]
+    elif case == "negative edge margin":
+        args += ["--edge-margin", "-1"]
     elif case in ("latin-1 config", "binary config"):
         jpeg = (assets / "styles" / "candy.jpg").read_bytes()
         (tmp_path / "c.yaml").write_bytes(b"# r\xe9glages\nsteps: 2\n" if case == "latin-1 config" else jpeg)
@@ -259,7 +263,8 @@ def test_divergence_is_one_line_and_the_rerun_says_what_to_do(assets, content_di
 
 @pytest.mark.parametrize("flag", ["--content-weight", "--style-weight", "--tv-weight", "--temporal-weight", "--seed",
                                   "--channels-last", "--log-every", "--sample-every", "--validate-every",
-                                  "--checkpoint-every", "--lr", "--steps", "--vflip"])
+                                  "--checkpoint-every", "--lr", "--steps", "--vflip",
+                                  "--edge-margin"])
 def test_help_states_each_default(flag, capsys):
     from stablestyle.commands.train import FLAG_KEYS, config_default
 

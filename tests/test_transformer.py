@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from stablestyle.models import InputPadder, TransformerNet, scaled_channels
 
@@ -116,7 +117,7 @@ def test_state_carries_gradient(small_net):
 def test_config_round_trip():
     net = TransformerNet(width=0.5, recurrent=False)
     clone = TransformerNet(**net.config())
-    assert clone.config() == {"width": 0.5, "recurrent": False}
+    assert clone.config() == {"width": 0.5, "recurrent": False, "edge_margin": 0}
     clone.load_state_dict(net.state_dict())  # same architecture: keys and shapes match
     x = torch.rand(1, 3, 12, 12)
     assert torch.equal(net(x)[0], clone(x)[0])
@@ -134,11 +135,49 @@ def test_channels_last_and_autocast(small_net):
     torch.testing.assert_close(low.float(), ref, atol=0.05, rtol=0)
 
 
+@pytest.mark.parametrize("margin", [0, 8])
 @pytest.mark.parametrize("size", [(37, 53), (16, 16), (5, 6)])
-def test_input_padder_round_trip(size):
+def test_input_padder_round_trip(size, margin):
     x = torch.rand(2, 3, *size)
-    padder = InputPadder(x.shape)
+    padder = InputPadder(x.shape, margin=margin)
     padded = padder.pad(x)
     assert padded.shape[-2] % 4 == 0 and padded.shape[-1] % 4 == 0
-    assert padded.shape[-2] - size[0] < 4 and padded.shape[-1] - size[1] < 4
+    used = min(margin, min(size) - 3)  # reflection needs less padding than the side is long
+    assert 0 <= padded.shape[-2] - size[0] - 2 * used < 4 and 0 <= padded.shape[-1] - size[1] - 2 * used < 4
     assert torch.equal(padder.unpad(padded), x)
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_edge_margin_runs_the_net_on_a_reflected_larger_frame_in_eval_mode_only(recurrent):
+    torch.manual_seed(0)
+    net = TransformerNet(width=0.25, recurrent=recurrent, edge_margin=8).eval()
+    bare = TransformerNet(width=0.25, recurrent=recurrent).eval()
+    bare.load_state_dict(net.state_dict())
+    x, prev = torch.rand(1, 3, 20, 28), torch.rand(1, 3, 20, 28)
+    with torch.no_grad():
+        out, _ = net(x, prev)
+        big = [F.pad(t, (8, 8, 8, 8), mode="reflect") for t in (x, prev)]
+        ref = bare(*big)[0][..., 8:-8, 8:-8]  # 36 x 44: no further padding, so the same reflection
+        torch.testing.assert_close(out, ref, atol=1e-6, rtol=0)
+        assert (out - bare(x, prev)[0]).abs().max() > 1e-3  # the margin changes what the edges see
+        net.train()
+        assert torch.equal(net(x, prev)[0], bare(x, prev)[0])  # training sees the bare crop
+
+
+def test_edge_margin_shrinks_for_tiny_frames_and_is_checked():
+    net = TransformerNet(width=0.25, recurrent=False, edge_margin=32).eval()
+    assert net(torch.rand(1, 3, 5, 6))[0].shape == (1, 3, 5, 6)
+    for bad in (-1, 1.5, True, 257, "8"):
+        with pytest.raises(ValueError, match="edge_margin"):
+            TransformerNet(edge_margin=bad)
+
+
+def test_set_edge_margin_reaches_every_net_inside():
+    from stablestyle.models import set_edge_margin
+    from stablestyle.models.dial import BlendNet
+
+    blend = BlendNet(TransformerNet(0.25, recurrent=False), TransformerNet(0.25, recurrent=True), 0.5)
+    assert set_edge_margin(blend, 12) == 2
+    assert {m.edge_margin for m in blend.modules() if isinstance(m, TransformerNet)} == {12}
+    with pytest.raises(ValueError, match="edge margin"):
+        set_edge_margin(blend, -4)

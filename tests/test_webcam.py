@@ -240,6 +240,9 @@ def test_draw_fps_writes_text():
     (["--source", "{clip}", "--max-size", "8"], "--max-size must be a whole number of pixels >= 16"),
     (["--source", "{clip}", "--model", "{tmp}/m.onnx"], "run it with --backend onnx"),
     (["--source", "{clip}", "--backend", "onnx", "--compile"], "--compile and --cuda-graphs are for --backend torch"),
+    (["--source", "{clip}", "--backend", "onnx", "--model", "{tmp}/m.onnx", "--edge-margin", "8"],
+     "--edge-margin is fixed inside the exported"),
+    (["--source", "{clip}", "--edge-margin", "300"], "--edge-margin: edge margin must be a whole number of pixels"),
 ])
 def test_user_errors(tmp_path, ckpt, bbb_clip, capfd, extra, match):
     (tmp_path / "exists.mp4").write_bytes(b"keep")

@@ -72,8 +72,10 @@ def run(args: argparse.Namespace) -> int:
     check_side(args.height, "--height")
     check_side(args.width, "--width")
     path = check_onnx_output(args.onnx, args.overwrite)
-    model, meta = load_at_stability(args.checkpoint, args.stability, perframe=args.perframe_model)
-    metadata = {"checkpoint": meta["path"], "step": meta["step"], "style_sha256": meta.get("style_sha256")}
+    model, meta = load_at_stability(args.checkpoint, args.stability, perframe=args.perframe_model,
+                                    edge_margin=args.edge_margin)
+    metadata = {"checkpoint": meta["path"], "step": meta["step"], "style_sha256": meta.get("style_sha256"),
+                "edge_margin": meta["edge_margin"]}
     if "stability" in meta:
         metadata["stability"] = meta["stability"]
     export_onnx(model, path, config, metadata=metadata, overwrite=args.overwrite)

@@ -94,8 +94,9 @@ def run(args: argparse.Namespace) -> int:
         if args.style is None:
             raise UserError(f"--method {args.method} needs --style STYLE_IMAGE")
         if (args.model is not None or args.backend != "torch" or args.compile or args.cuda_graphs
-                or args.stability is not None or args.perframe_model is not None):
-            raise UserError(f"--model / --backend / --compile / --cuda-graphs / --stability are for a trained "
+                or args.stability is not None or args.perframe_model is not None or args.edge_margin is not None):
+            raise UserError(f"--model / --backend / --compile / --cuda-graphs / --stability / --edge-margin are "
+                            f"for a trained "
                             f"network; --method "
                             f"{args.method} optimises each frame against --style instead (drop them, or use "
                             "--method network)")
@@ -218,8 +219,9 @@ def _network_backend(args, device):
     from ..stability import load_at_stability
     from ..stylize import precision_for
 
-    model, meta = load_at_stability(args.model or DEFAULT_MODEL, args.stability, perframe=args.perframe_model)
-    log.info("model %s: %s, step %s, trained by stablestyle %s", meta["path"], describe_net(meta["model"]),
+    model, meta = load_at_stability(args.model or DEFAULT_MODEL, args.stability, perframe=args.perframe_model,
+                                    edge_margin=args.edge_margin)
+    log.info("model %s: %s, step %s, trained by stablestyle %s", meta["path"], describe_net({**meta["model"], "edge_margin": meta["edge_margin"]}),
              meta["step"], meta.get("version"))
     hint = native_bf16_note(args.backend, device) if args.half is None else None
     if hint:

@@ -20,7 +20,7 @@ HELP = "train a style network: --mode stable (recurrent + temporal loss) or perf
 FLAG_KEYS: dict[str, str] = {
     "style": "style", "content": "content", "video": "video", "mode": "mode", "out": "out",
     "steps": "steps", "device": "device", "width": "width", "crop": "crop", "batch": "batch",
-    "loss_margin": "loss_margin", "vflip": "vflip",
+    "loss_margin": "loss_margin", "vflip": "vflip", "edge_margin": "edge_margin",
     "seq_len": "seq_len", "amp": "amp", "workers": "num_workers", "lr": "lr", "seed": "seed",
     "style_size": "style_size", "content_layer": "content_layer", "style_layers": "style_layers",
     "flow_method": "flow_method", "video_ratio": "video_ratio", "val_image": "val_image",
@@ -90,6 +90,9 @@ def _model_arguments(g) -> None:
     g.add_argument("--loss-margin", type=int, metavar="PX",
                    help="content/style losses on a random window PX smaller than the crop, so the net cannot "
                         f"learn where the loss's image border is (default {DEFAULT}: the whole crop)")
+    g.add_argument("--edge-margin", type=int, metavar="PX",
+                   help="reflect margin the trained net adds around each frame at inference and crops off, so "
+                        f"bands it paints along its input's edges fall outside the frame (default {DEFAULT})")
     g.add_argument("--style-size", type=int, help=f"style image long side in px (default {DEFAULT})")
     g.add_argument("--content-layer", help=f"VGG-16 content tap (default {DEFAULT})")
     g.add_argument("--style-layers", nargs="+", metavar="LAYER", help=f"VGG-16 style taps (default {DEFAULT})")

@@ -130,6 +130,9 @@ def _check_options(args: argparse.Namespace) -> None:
     if str(args.model).lower().endswith(".onnx") and args.stability is not None:
         raise UserError(f"--stability mixes two checkpoints; --model {args.model} is an ONNX file (export the "
                         "model at the stability you want: stablestyle export --stability S)")
+    if str(args.model).lower().endswith(".onnx") and args.edge_margin is not None:
+        raise UserError(f"--edge-margin is fixed inside the exported {args.model}; export it again with "
+                        "stablestyle export --edge-margin PX")
 
 
 def _backend(args: argparse.Namespace, device):
@@ -142,7 +145,8 @@ def _backend(args: argparse.Namespace, device):
     if str(args.model).lower().endswith(".onnx"):
         model, desc = args.model, args.model
     else:
-        model, meta = load_at_stability(args.model, args.stability, perframe=args.perframe_model)
+        model, meta = load_at_stability(args.model, args.stability, perframe=args.perframe_model,
+                                        edge_margin=args.edge_margin)
         desc = f"{meta['path']} ({describe_net(meta['model'])})"
     backend = make_backend(args.backend, model, device=device,
                            precision=live_precision(args.precision, args.backend, device),

@@ -95,8 +95,9 @@ class OnnxExportConfig:
 class OnnxExportWrapper(nn.Module):
     """``(frame, prev) -> out`` around a :class:`~stablestyle.models.TransformerNet`, traceable at any size.
 
-    Pads both inputs to a multiple of 4 unconditionally (reflect; the amounts
-    are computed from the traced shape), runs the net, crops the output.
+    Pads both inputs to a multiple of 4 plus the net's edge margin
+    unconditionally (reflect; the amounts are computed from the traced shape),
+    runs the net's layers, crops the output.
     Reflect padding acts per channel, so padding ``frame`` and ``prev``
     separately equals the net's own padding of their concatenation, and the
     sigmoid head is element-wise, so cropping after it changes nothing:
@@ -111,14 +112,12 @@ class OnnxExportWrapper(nn.Module):
     def forward(self, frame: torch.Tensor, prev: torch.Tensor | None = None) -> torch.Tensor:
         from ..models import InputPadder
 
-        padder = InputPadder(frame.shape)
+        margin = 0 if self.net.training else int(getattr(self.net, "edge_margin", 0))
+        padder = InputPadder(frame.shape, margin=margin)
         x = F.pad(frame, padder.padding, mode="reflect")
         if self.recurrent:
-            p = F.pad(frame if prev is None else prev, padder.padding, mode="reflect")
-            out, _ = self.net(x, p)
-        else:
-            out, _ = self.net(x, None)
-        return padder.unpad(out)
+            x = torch.cat([x, F.pad(frame if prev is None else prev, padder.padding, mode="reflect")], dim=1)
+        return torch.sigmoid(padder.unpad(self.net.body(x)))
 
 
 def _export_to(model: nn.Module, f, config: OnnxExportConfig) -> None:

@@ -84,7 +84,7 @@ def dial_state_dict(perframe: nn.Module, stable: nn.Module, s: float) -> dict[st
 
 def dial_model(perframe: nn.Module, stable: nn.Module, s: float) -> TransformerNet:
     """A recurrent :class:`TransformerNet` at dial position ``s`` (eval mode, float32)."""
-    net = TransformerNet(width=stable.width, recurrent=True)
+    net = TransformerNet(width=stable.width, recurrent=True, edge_margin=getattr(stable, "edge_margin", 0))
     net.load_state_dict(dial_state_dict(perframe, stable, s))
     return net.eval()
 

@@ -17,6 +17,12 @@ Departures from pytorch/examples, and why:
   ``concat(frame_t, output_{t-1})``, 6 input channels.
 * **Any input size**: frames are reflect-padded to a multiple of 4 (the two
   stride-2 convs) and the output is cropped back (:class:`InputPadder`).
+* **Edge margin** (inference only): in eval mode a net with ``edge_margin=M``
+  reflect-pads each frame by ``M`` more pixels per side and crops them off
+  again.  A net learns to tell its input's edges apart (reflection padding,
+  the stride-2 grid starts at the top-left) and paints bands or stripes
+  along them; with the margin those fall outside the frame.  Training
+  (train mode) sees the bare crop, so the margin costs nothing there.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ MIN_CHANNELS = 8
 #: Smallest frame side the net accepts: after padding to a multiple of 4 the
 #: 1/4-resolution feature map must be at least 2 pixels for reflection padding.
 MIN_SIZE = 5
+#: Largest ``edge_margin`` a net accepts (pixels per side).
+MAX_MARGIN = 256
 
 
 def scaled_channels(width: float) -> tuple[int, int, int]:
@@ -45,20 +53,38 @@ def scaled_channels(width: float) -> tuple[int, int, int]:
     return tuple(max(MIN_CHANNELS, int(round(c * width))) for c in BASE_CHANNELS)  # type: ignore[return-value]
 
 
+def set_edge_margin(module: nn.Module, margin: int) -> int:
+    """Give every :class:`TransformerNet` inside ``module`` (itself included) ``edge_margin=margin``.
+
+    Returns how many nets were changed; raises ``ValueError`` for a margin outside ``[0, MAX_MARGIN]``.
+    """
+    if isinstance(margin, bool) or not isinstance(margin, int) or not 0 <= margin <= MAX_MARGIN:
+        raise ValueError(f"edge margin must be a whole number of pixels in [0, {MAX_MARGIN}], got {margin!r}")
+    nets = [m for m in module.modules() if isinstance(m, TransformerNet)]
+    for net in nets:
+        net.edge_margin = margin
+    return len(nets)
+
+
 class InputPadder:
     """Reflect-pad ``(B, C, H, W)`` tensors so ``H`` and ``W`` are multiples of ``multiple``; crop back.
 
     As in RAFT: the padding is split between both sides (the extra pixel of an
-    odd amount goes to the bottom / right).
+    odd amount goes to the bottom / right).  ``margin`` pixels more go on every
+    side (reflection needs less padding than the side is long, so frames
+    shorter than ``margin + 3`` pixels get a smaller margin).
     """
 
-    def __init__(self, shape: torch.Size | tuple[int, ...], multiple: int = 4) -> None:
+    def __init__(self, shape: torch.Size | tuple[int, ...], multiple: int = 4, margin: int = 0) -> None:
         # no int(): under ONNX tracing the sizes stay symbolic, so the padding follows the input
         height, width = shape[-2], shape[-1]
+        if margin and isinstance(height, int) and isinstance(width, int):
+            margin = max(0, min(margin, height - 3, width - 3))
         pad_h = (multiple - height % multiple) % multiple
         pad_w = (multiple - width % multiple) % multiple
         # F.pad order: (left, right, top, bottom)
-        self.padding = (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
+        self.padding = (margin + pad_w // 2, margin + pad_w - pad_w // 2,
+                        margin + pad_h // 2, margin + pad_h - pad_h // 2)
         self.size = (height, width)
 
     def pad(self, x: torch.Tensor) -> torch.Tensor:
@@ -116,6 +142,8 @@ class TransformerNet(nn.Module):
             channels (:func:`scaled_channels`).  ``1.0`` is Johnson et al.'s net
             (1,679,235 parameters non-recurrent).
         recurrent: feed the previous output back as 3 extra input channels.
+        edge_margin: pixels of reflected frame added per side in eval mode
+            and cropped off after (see the module docstring); 0 = none.
 
     ``forward(frame, state=None) -> (out, state)``:
 
@@ -133,10 +161,13 @@ class TransformerNet(nn.Module):
     * Non-recurrent nets ignore ``state`` and return ``None`` as the state.
     """
 
-    def __init__(self, width: float = 1.0, recurrent: bool = True) -> None:
+    def __init__(self, width: float = 1.0, recurrent: bool = True, edge_margin: int = 0) -> None:
         super().__init__()
+        if isinstance(edge_margin, bool) or not isinstance(edge_margin, int) or not 0 <= edge_margin <= MAX_MARGIN:
+            raise ValueError(f"edge_margin must be a whole number of pixels in [0, {MAX_MARGIN}], got {edge_margin!r}")
         self.width = float(width)
         self.recurrent = bool(recurrent)
+        self.edge_margin = edge_margin
         c1, c2, c3 = scaled_channels(self.width)
         in_channels = 6 if self.recurrent else 3
         self.conv1 = ConvLayer(in_channels, c1, 9)
@@ -158,7 +189,7 @@ class TransformerNet(nn.Module):
 
     def config(self) -> dict:
         """Constructor arguments: ``TransformerNet(**net.config())`` rebuilds the architecture."""
-        return {"width": self.width, "recurrent": self.recurrent}
+        return {"width": self.width, "recurrent": self.recurrent, "edge_margin": self.edge_margin}
 
     def num_parameters(self) -> int:
         """Number of trainable scalars."""
@@ -181,13 +212,16 @@ class TransformerNet(nn.Module):
                     "reset the state (pass state=None) when the resolution or batch size changes")
             # under autocast the previous output may be half precision; conv casts anyway
             x = torch.cat([frame, state.to(frame.dtype)], dim=1)
-        padder = InputPadder(x.shape)
-        y = padder.pad(x)
-        y = F.relu(self.in1(self.conv1(y)))
+        padder = InputPadder(x.shape, margin=0 if self.training else self.edge_margin)
+        out = torch.sigmoid(padder.unpad(self.body(padder.pad(x))))
+        return out, (out if self.recurrent else None)
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        """The layers, before the sigmoid, on an input already padded to multiples of 4 (3 or 6 channels)."""
+        y = F.relu(self.in1(self.conv1(x)))
         y = F.relu(self.in2(self.conv2(y)))
         y = F.relu(self.in3(self.conv3(y)))
         y = self.res5(self.res4(self.res3(self.res2(self.res1(y)))))
         y = F.relu(self.in4(self.deconv1(y)))
         y = F.relu(self.in5(self.deconv2(y)))
-        out = torch.sigmoid(padder.unpad(self.deconv3(y)))
-        return out, (out if self.recurrent else None)
+        return self.deconv3(y)

@@ -28,6 +28,7 @@ from typing import Any
 from ..atomic import write_text_atomic
 from ..errors import UserError
 from ..losses import LossWeights, check_loss_weight
+from ..models.transformer import MAX_MARGIN
 from .rundir import CONFIG_NAME, LAST_NAME
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,8 @@ class TrainConfig:
     """Channel multiplier of the transformation net (1.0 = Johnson et al.)."""
     crop: int = 256
     """Training crop side in pixels."""
+    edge_margin: int = 32
+    """Reflect margin (px per side) the trained net adds at inference (:class:`~stablestyle.models.TransformerNet`)."""
     loss_margin: int = 0
     """Perceptual loss on a random ``crop - loss_margin`` window per step (:func:`~.objective.loss_window`)."""
     style_size: int | None = 256
@@ -157,6 +160,8 @@ class TrainConfig:
             raise UserError(f"crop must be at least 16 pixels, got {self.crop}")
         if not 0.0 <= self.vflip <= 1.0:
             raise UserError(f"vflip is a probability, 0..1, got {self.vflip}")
+        if not 0 <= self.edge_margin <= MAX_MARGIN:
+            raise UserError(f"edge_margin must be 0..{MAX_MARGIN} pixels, got {self.edge_margin}")
         if not 0 <= self.loss_margin <= self.crop - 16:
             raise UserError(f"loss_margin must be 0..crop - 16 = {self.crop - 16} pixels, got {self.loss_margin}")
         if self.style_size is not None and not 16 <= self.style_size <= 16384:

@@ -140,7 +140,7 @@ class Trainer:
         from ..models import TransformerNet
 
         config = self.config
-        self.net = TransformerNet(width=config.width, recurrent=config.recurrent)
+        self.net = TransformerNet(width=config.width, recurrent=config.recurrent, edge_margin=config.edge_margin)
         if config.init:
             self._load_init(self.net)
         self.net = self.net.to(self.device)
