@@ -12,7 +12,8 @@ margin reflects the frame outwards before the net and crops after), and
 the training objective (``configs/style_weights.yaml``), so what a margin
 does to the painting shows beside what it does to the edges.  Writes
 ``OUT/band.json`` (the command, each checkpoint's weights hash, both profiles
-and ratios) and, with ``--plot``, the row and column profiles of every model.
+and ratios), with ``--plot`` the row and column profiles of every model, and
+with ``--look`` the first photos' outputs of every entry, a row each.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+#: Photos per row of ``--look``.
+LOOK_PHOTOS = 3
 
 
 def _photos(folder: Path, count: int, size: int):
@@ -63,10 +67,27 @@ def _measure(spec: str, x, margins, loss=None):
             profile = flip_difference_profile(stylize, x, axis)
             entry[f"{axis}_edge_excess"] = round(edge_excess(profile), 4)
             entry[f"{axis}_profile"] = [round(v, 5) for v in profile.tolist()]
+        upright = stylize(x)
         if loss is not None:
-            entry["objective"] = _objective(loss, stylize(x), x)
-        results.append((name if margin is None else f"{name}+m{margin}", entry))
+            entry["objective"] = _objective(loss, upright, x)
+        results.append((name if margin is None else f"{name}+m{margin}", entry, upright[:LOOK_PHOTOS]))
     return results
+
+
+def _look(rows, x, path: Path) -> None:
+    """The first photos, then each entry's upright outputs, one row each (``rows``: ``[(name, images)]``)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from stablestyle.video import to_uint8
+
+    lines = []
+    for name, images in [("input", x[:LOOK_PHOTOS]), *rows]:
+        line = np.concatenate([to_uint8(i) for i in images], 1)
+        canvas = Image.fromarray(line)
+        ImageDraw.Draw(canvas).text((4, 4), name, fill=(255, 255, 255), stroke_width=2, stroke_fill=(0, 0, 0))
+        lines.append(np.asarray(canvas))
+    Image.fromarray(np.concatenate(lines, 0)).save(path)
 
 
 def _objective(loss, y, x) -> dict:
@@ -128,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="also measure every model at these edge margins (entries NAME+mPX)")
     p.add_argument("--style", default=None, help="add the objective's losses of this style (e.g. scream)")
     p.add_argument("--plot", action="store_true", help="also write OUT/band.png")
+    p.add_argument("--look", action="store_true",
+                   help=f"also write OUT/look.png: the first {LOOK_PHOTOS} photos and every entry's outputs")
     p.add_argument("-o", "--out", required=True, help="output folder")
     args = p.parse_args(argv)
     try:
@@ -138,8 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(args.photo_dir) if args.photo_dir else assets_dir(required=True) / "bsds500" / "test"
         files, x = _photos(folder, args.photos, args.size)
         loss = _loss(args.style) if args.style else None
+        measured = [m for spec in args.model for m in _measure(spec, x, args.edge_margin, loss)]
         report = {"size": args.size, "photos": [f.name for f in files], "style": args.style,
-                  "models": dict(m for spec in args.model for m in _measure(spec, x, args.edge_margin, loss))}
+                  "models": {name: entry for name, entry, _ in measured}}
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -150,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     (out / "band.json").write_text(json.dumps(report, indent=1) + "\n")
     if args.plot:
         _plot(report, out / "band.png")
+    if args.look:
+        _look([(name, images) for name, _, images in measured], x, out / "look.png")
     for name, entry in report["models"].items():
         total = f"   objective total {entry['objective']['total']:.4f}" if "objective" in entry else ""
         print(f"{name:24s} rows edge excess {entry['rows_edge_excess']:.3f}   cols {entry['cols_edge_excess']:.3f}"

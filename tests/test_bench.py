@@ -196,7 +196,7 @@ def test_band_measures_both_flips_with_the_weights_hash(tmp_path):
     from stablestyle.checkpoint import file_sha256
 
     done = bench("band.py", "--model", "scream-small", "--model", f"copy={bundled_path('scream-small')}",
-                 "--photos", "2", "--size", "64", "--plot", "--edge-margin", "8", "--style", "scream", "-o", tmp_path)
+                 "--photos", "2", "--size", "64", "--plot", "--look", "--edge-margin", "8", "--style", "scream", "-o", tmp_path)
     report = json.loads((tmp_path / "band.json").read_text())
     assert set(report["models"]) == {"scream-small", "copy", "scream-small+m8", "copy+m8"}
     assert len(report["photos"]) == 2 and report["style"] == "scream"
@@ -209,6 +209,9 @@ def test_band_measures_both_flips_with_the_weights_hash(tmp_path):
     assert len(entry["rows_profile"]) == len(entry["cols_profile"]) == 64
     assert 0 < entry["rows_edge_excess"] < 100 and entry == {**report["models"]["copy"], "checkpoint": entry["checkpoint"]}
     assert "objective total" in done.stdout
+    from PIL import Image
+
+    assert Image.open(tmp_path / "look.png").size == (2 * 64, 5 * 64)  # input + 4 entries, 2 photos each
     assert (tmp_path / "band.png").stat().st_size > 0 and "rows edge excess" in done.stdout
     assert report["command"].startswith("python bench/band.py")
 

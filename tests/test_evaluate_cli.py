@@ -238,3 +238,18 @@ def test_without_style_models_bring_the_style_they_were_trained_on(tmp_path, fra
     assert main([*base, "--model", f"w={wrong}", "-o", str(tmp_path / "r3")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"w: {other} or " in err[0] and "differs from the image it was trained on" in err[0]
+
+
+def test_edge_margins_score_each_model_again_under_its_own_name(tmp_path, frames_dir, candy, checkpoints, capsys):
+    out = tmp_path / "report"
+    base = ["evaluate", str(frames_dir), "--style", str(candy), "--quiet", "--no-videos", "--style-size", "64",
+            "--device", "cpu", "--max-size", "48", "--max-frames", "2", "--model", f"stable={checkpoints['stable']}"]
+    assert main([*base, "--edge-margin", "8", "-o", str(out)]) == 0
+    runs = {r["method"]: r for r in json.loads((out / "results.json").read_text())["runs"]}
+    assert set(runs) == {"stable", "stable+m8"}
+    assert runs["stable"]["style_loss"] != runs["stable+m8"]["style_loss"]
+    methods = {m["name"]: m for m in json.loads((out / "results.json").read_text())["models"]}
+    assert methods["stable+m8"]["edge_margin"] == 8 and methods["stable"]["edge_margin"] == 0
+    assert methods["stable+m8"]["weights_sha256"] == methods["stable"]["weights_sha256"]
+    assert main([*base, "--edge-margin", "-2", "-o", str(tmp_path / "r2")]) == 2
+    assert "--edge-margin takes pixels from 0 to 256" in capsys.readouterr().err

@@ -48,6 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--perframe-model", default=None, metavar="CKPT",
                    help="the per-frame twin for --stability (default: the bundled <style>-perframe, or the "
                         "checkpoint the stable model was warm-started from)")
+    p.add_argument("--edge-margin", type=int, nargs="+", default=[], metavar="PX",
+                   help="also score each --model at these edge margins (px of frame reflected outwards around "
+                        "the net's input, cropped after), named NAME+mPX")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         models=list(args.model), max_size=args.max_size, max_frames=args.max_frames, flow=args.flow,
         iterations=args.iterations, size=args.size, style_size=args.style_size, device=args.device,
         half=args.half, save_videos=args.save_videos, overwrite=args.overwrite, quiet=args.quiet,
-        stability=list(args.stability), perframe_model=args.perframe_model,
+        stability=list(args.stability), perframe_model=args.perframe_model, edge_margins=list(args.edge_margin),
     )
     # the command line as typed when the CLI recorded it, else the process's (see report.provenance)
     results = run_evaluation(config, argv=getattr(args, "_argv", None) or sys.argv)

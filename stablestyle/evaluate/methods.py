@@ -168,7 +168,8 @@ class ModelMethod:
         out = {"name": self.name, "checkpoint": self.checkpoint, "path": self.meta.get("path"),
                "model": self.meta.get("model"), "step": self.meta.get("step"),
                "style_sha256": self.style_sha256, "weights_sha256": self.weights_sha256,
-               "trained_by": self.meta.get("version")}
+               "trained_by": self.meta.get("version"),
+               "edge_margin": self.meta.get("edge_margin", (self.meta.get("model") or {}).get("edge_margin", 0))}
         if "stability" in self.meta:
             dial = self.meta["stability"]
             out["stability"] = {**dial, "perframe_weights_sha256": file_sha256(dial["perframe"])}
@@ -212,4 +213,21 @@ def dial_methods(models: list[ModelMethod], positions: list[float], perframe: st
         for s in positions:
             model, meta = load_at_stability(m.checkpoint, s, perframe=perframe)
             out.append(ModelMethod(name=f"{m.name}@{s:g}", checkpoint=m.checkpoint, model=model, meta=meta))
+    return out
+
+
+def margin_methods(models: list[ModelMethod], margins: list[int]) -> list[ModelMethod]:
+    """Each model as it is, then at each edge margin (px), named ``NAME+mPX`` (see ``TransformerNet``)."""
+    import copy
+
+    from ..models import set_edge_margin
+
+    out = []
+    for m in models:
+        out.append(m)
+        for px in margins:
+            net = copy.deepcopy(m.model)
+            set_edge_margin(net, px)
+            out.append(ModelMethod(name=f"{m.name}+m{px}", checkpoint=m.checkpoint, model=net,
+                                   meta={**m.meta, "edge_margin": px}))
     return out

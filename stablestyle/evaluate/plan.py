@@ -18,8 +18,10 @@ import numpy as np
 from ..atomic import check_output_folder
 from ..errors import UserError
 from ..runtime import check_at_least
+from ..models.transformer import MAX_MARGIN
 from .clips import Clip, load_clip
-from .methods import MethodOptions, ModelMethod, check_method_name, dial_methods, load_model_method, make_method
+from .methods import (MethodOptions, ModelMethod, check_method_name, dial_methods, load_model_method, make_method,
+                      margin_methods)
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,8 @@ class EvalConfig:
     ``stability``: dial positions; each recurrent model is then scored at each
     of them under ``NAME@S`` (:mod:`stablestyle.stability`, twin from
     ``perframe_model`` or found as ``stylize --stability`` finds it).
+    ``edge_margins``: each model is also scored at each of these edge margins
+    (px) under ``NAME+mPX``.
     """
 
     clips: list[str]
@@ -57,6 +61,7 @@ class EvalConfig:
     quiet: bool = False
     stability: list[float] = field(default_factory=list)
     perframe_model: str | None = None
+    edge_margins: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -189,6 +194,8 @@ def check_config(config: EvalConfig) -> list[str]:
         check_at_least(name, value, 16 if "size" in name else 1)
     if not config.clips:
         raise UserError("no clips given; pass video files, frame folders or ground-truth clip folders")
+    if any(not 0 <= px <= MAX_MARGIN for px in config.edge_margins) or (config.edge_margins and not config.models):
+        raise UserError(f"--edge-margin takes pixels from 0 to {MAX_MARGIN} and applies to --model networks")
     methods = split_methods(config.methods)
     for name in methods:
         check_method_name(name)
@@ -204,6 +211,7 @@ def plan_evaluation(config: EvalConfig, methods: list[str], device) -> Plan:
     models = [load_model_method(spec) for spec in config.models]
     if config.stability:
         models = dial_methods(models, config.stability, config.perframe_model)
+    models = margin_methods(models, config.edge_margins)
     style_paths = list(config.styles)
     if not style_paths:
         style_paths = trained_style_paths(models)
