@@ -294,7 +294,9 @@ def test_margin_in_training_computes_what_the_net_gives_in_eval_mode(recurrent):
     torch.manual_seed(0)
     net = TransformerNet(width=0.25, recurrent=recurrent, edge_margin=8)
     frames = torch.rand(1, 3, 3, 20, 24)
-    trained = SequenceModel(net, edge_margin=8)(frames)  # net in train mode: the model pads, not the net
+    net.margin_in_training = True  # what Trainer sets for train --margin-in-training
+    trained = SequenceModel(net)(frames)
+    net.margin_in_training = False
     plain = SequenceModel(net)(frames)
     net.eval()
     with torch.no_grad():

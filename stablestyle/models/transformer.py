@@ -22,7 +22,9 @@ Departures from pytorch/examples, and why:
   again.  A net learns to tell its input's edges apart (reflection padding,
   the stride-2 grid starts at the top-left) and paints bands or stripes
   along them; with the margin those fall outside the frame.  Training
-  (train mode) sees the bare crop, so the margin costs nothing there.
+  (train mode) sees the bare crop, so the margin costs nothing there,
+  unless ``margin_in_training`` is set (``train --margin-in-training``: a
+  band along the net's own edges then buys the losses nothing).
 """
 
 from __future__ import annotations
@@ -168,6 +170,7 @@ class TransformerNet(nn.Module):
         self.width = float(width)
         self.recurrent = bool(recurrent)
         self.edge_margin = edge_margin
+        self.margin_in_training = False  # a training switch, not an architecture setting: not in config()
         c1, c2, c3 = scaled_channels(self.width)
         in_channels = 6 if self.recurrent else 3
         self.conv1 = ConvLayer(in_channels, c1, 9)
@@ -212,7 +215,8 @@ class TransformerNet(nn.Module):
                     "reset the state (pass state=None) when the resolution or batch size changes")
             # under autocast the previous output may be half precision; conv casts anyway
             x = torch.cat([frame, state.to(frame.dtype)], dim=1)
-        padder = InputPadder(x.shape, margin=0 if self.training else self.edge_margin)
+        margin = self.edge_margin if self.margin_in_training or not self.training else 0
+        padder = InputPadder(x.shape, margin=margin)
         out = torch.sigmoid(padder.unpad(self.body(padder.pad(x))))
         return out, (out if self.recurrent else None)
 

@@ -84,7 +84,7 @@ class TrainConfig:
     edge_margin: int = 32
     """Reflect margin (px per side) the trained net adds at inference (:class:`~stablestyle.models.TransformerNet`)."""
     margin_in_training: bool = False
-    """Train with that margin too, so the losses never see the net's own edges (:class:`~.objective.SequenceModel`)."""
+    """Train with that margin too, so the losses never see the net's own edges (``TransformerNet.margin_in_training``)."""
     loss_margin: int = 0
     """Perceptual loss on a random ``crop - loss_margin`` window per step (:func:`~.objective.loss_window`)."""
     style_size: int | None = 256

@@ -44,7 +44,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..flow import backward_warp
@@ -58,19 +57,14 @@ class SequenceModel(nn.Module):
     ``(B, T, 3, H, W)``.  Frame ``t``'s state is the net's own output for
     ``t - 1`` (``None`` at ``t = 0``), differentiated through unless
     ``detach_previous``.  One forward per step keeps DDP's gradient hooks
-    simple.  ``edge_margin > 0`` runs the net on each frame (and state)
-    reflected that many pixels outwards and crops its output back, as the
-    net itself does in eval mode, so the losses never see the net's own
-    edges (``train --margin-in-training``).
+    simple.
     """
 
-    def __init__(self, net: nn.Module, detach_previous: bool = False, channels_last: bool = False,
-                 edge_margin: int = 0) -> None:
+    def __init__(self, net: nn.Module, detach_previous: bool = False, channels_last: bool = False) -> None:
         super().__init__()
         self.net = net
         self.detach_previous = detach_previous
         self.channels_last = channels_last
-        self.edge_margin = edge_margin
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         if frames.dim() != 5 or frames.shape[2] != 3:
@@ -81,21 +75,11 @@ class SequenceModel(nn.Module):
             frame = frames[:, t]
             if self.channels_last:
                 frame = frame.contiguous(memory_format=torch.channels_last)
-            out, state = self._step(frame, state)
+            out, state = self.net(frame, state)
             if state is not None and self.detach_previous:
                 state = state.detach()
             outputs.append(out)
         return torch.stack(outputs, dim=1)
-
-    def _step(self, frame: torch.Tensor, state: torch.Tensor | None):
-        m = max(0, min(self.edge_margin, frame.shape[-2] - 3, frame.shape[-1] - 3))  # as InputPadder
-        if not m:
-            return self.net(frame, state)
-        pad = (m, m, m, m)
-        padded_state = None if state is None else F.pad(state, pad, mode="reflect")
-        out, _ = self.net(F.pad(frame, pad, mode="reflect"), padded_state)
-        out = out[..., m:-m, m:-m]
-        return out, (out if self.net.recurrent else None)
 
 
 def loss_window(size: tuple[int, int], margin: int, seed: int, step: int) -> tuple[int, int, int, int] | None:

@@ -146,8 +146,8 @@ class Trainer:
         self.net = self.net.to(self.device)
         if config.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
-        self.model: nn.Module = SequenceModel(self.net, config.detach_previous, config.channels_last,
-                                              config.edge_margin if config.margin_in_training else 0)
+        self.net.margin_in_training = config.margin_in_training
+        self.model: nn.Module = SequenceModel(self.net, config.detach_previous, config.channels_last)
         if self.ctx.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
