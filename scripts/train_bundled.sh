@@ -57,10 +57,16 @@ wip_step() {  # the step a models-wip checkpoint reached (0 when there is none)
   "$PY" -c "import sys; from stablestyle.checkpoint import read_checkpoint as r; print(r(sys.argv[1])['step'])" "$1"
 }
 
+finished() {  # whether a run folder's final.pt reached its configured steps (a time limit writes one earlier)
+  [ -f "$1/final.pt" ] || return 1
+  "$PY" -c "import sys; from stablestyle.checkpoint import read_checkpoint as r; c = r(sys.argv[1]); \
+sys.exit(0 if c['step'] >= c['config']['steps'] else 1)" "$1/final.pt"
+}
+
 run() {  # run NAME STEPS INIT ARGS...: resume RUNS/NAME, else continue from models-wip/NAME.pt, else start
   local name=$1 steps=$2 init=$3; shift 3
   local out="$RUNS/$name"
-  if [ -f "$out/final.pt" ]; then echo "skip $out (done)"; return; fi
+  if finished "$out"; then echo "skip $out (done)"; return; fi
   if [ -f "$out/last.pt" ]; then
     "$PY" -m stablestyle train --resume "$out" --quiet "${LIMIT[@]}"
     return
@@ -80,7 +86,7 @@ for style in "${STYLES[@]}"; do
     suffix=""; [ "$width" = 0.25 ] && suffix="-small"
     base=(--style "$ASSETS/styles/$style.jpg" "${CONTENT[@]}" "${COMMON[@]}" "${W[@]}" --width "$width" --vflip 0.5)
     run "$style$suffix-perframe" "$PF_STEPS" "" "${base[@]}" --mode perframe
-    [ -f "$RUNS/$style$suffix-perframe/final.pt" ] || { echo "$style$suffix-perframe not finished yet"; continue; }
+    finished "$RUNS/$style$suffix-perframe" || { echo "$style$suffix-perframe not finished yet"; continue; }
     run "$style$suffix-stable" "$ST_STEPS" "$RUNS/$style$suffix-perframe" "${base[@]}" --mode stable \
       --seq-len 4 --temporal-weight "$TEMPORAL_WEIGHT" --video "$BIKES" --video "$BBB" --video-ratio 0.3
   done
