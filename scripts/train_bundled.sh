@@ -58,9 +58,7 @@ wip_step() {  # the step a models-wip checkpoint reached (0 when there is none)
 }
 
 finished() {  # whether a run folder's final.pt reached its configured steps (a time limit writes one earlier)
-  [ -f "$1/final.pt" ] || return 1
-  "$PY" -c "import sys; from stablestyle.checkpoint import read_checkpoint as r; c = r(sys.argv[1]); \
-sys.exit(0 if c['step'] >= c['config']['steps'] else 1)" "$1/final.pt"
+  "$PY" -c "import sys; from stablestyle.training.rundir import run_finished as f; sys.exit(not f(sys.argv[1]))" "$1"
 }
 
 run() {  # run NAME STEPS INIT ARGS...: resume RUNS/NAME, else continue from models-wip/NAME.pt, else start

@@ -10,6 +10,7 @@ states, data position) and ``final.pt`` without it.
 This module owns those names (:data:`CONFIG_NAME` ...), checking and clearing
 a folder (:func:`prepare_run_dir`, :func:`clear_run_dir`), the CSV logs
 (:class:`CsvLog`), sample images (:func:`sample_path`, :func:`write_sample_image`),
+whether a run reached its configured steps (:func:`run_finished`),
 the RNG part of the training state (:func:`seed_everything`,
 :func:`rng_state`, :func:`set_rng_state`), reading a resumable checkpoint
 (:func:`read_training_state`) and stopping between steps on SIGINT / SIGTERM
@@ -33,7 +34,7 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_path
-from ..checkpoint import FINAL_NAME
+from ..checkpoint import FINAL_NAME, read_checkpoint
 from ..errors import UserError
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,20 @@ def write_sample_image(path: Path, frames: torch.Tensor, outputs: torch.Tensor) 
     bottom = np.concatenate([to_uint8(outputs[i]) for i in idx], axis=1)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_image(path, np.concatenate([top, bottom], axis=0))
+
+
+def run_finished(run_dir: str | os.PathLike) -> bool:
+    """Whether ``run_dir/final.pt`` reached the steps its configuration asked for.
+
+    A run stopped by ``--time-limit`` writes ``final.pt`` too (the model so
+    far), so the file alone does not say the run is done.
+    """
+    path = Path(run_dir) / FINAL_NAME
+    if not path.exists():
+        return False
+    payload = read_checkpoint(path)
+    steps = (payload.get("config") or {}).get("steps")
+    return steps is not None and int(payload["step"]) >= int(steps)
 
 
 def seed_everything(seed: int) -> None:

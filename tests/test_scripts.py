@@ -1,0 +1,50 @@
+"""The training and report scripts' own logic: when a run counts as finished, and their bad-input errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stablestyle.checkpoint import FINAL_NAME, save_checkpoint
+from stablestyle.models import TransformerNet
+from stablestyle.training.rundir import run_finished
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("step, steps, done", [(4, 10, False), (10, 10, True), (12, 10, True)])
+def test_run_finished_compares_the_step_with_the_configured_steps(tmp_path, step, steps, done):
+    save_checkpoint(tmp_path / FINAL_NAME, TransformerNet(width=0.25), config={"steps": steps}, step=step)
+    assert run_finished(tmp_path) is done
+
+
+def test_a_run_without_final_or_steps_is_not_finished(tmp_path):
+    assert not run_finished(tmp_path)
+    save_checkpoint(tmp_path / FINAL_NAME, TransformerNet(width=0.25), step=5)  # no config: steps unknown
+    assert not run_finished(tmp_path)
+
+
+def test_train_bundled_reads_a_time_limited_final_as_unfinished(tmp_path):
+    """The script's ``finished`` shell function, run as the script defines it, on both kinds of final.pt."""
+    script = (ROOT / "scripts" / "train_bundled.sh").read_text()
+    func = script[script.index("finished() {"):script.index("\n}\n", script.index("finished() {")) + 3]
+    for name, step in (("stopped", 3), ("done", 8)):
+        (tmp_path / name).mkdir()
+        save_checkpoint(tmp_path / name / FINAL_NAME, TransformerNet(width=0.25), config={"steps": 8}, step=step)
+    out = subprocess.run(["bash", "-c", f'{func}\nfor d in "$@"; do finished "$d" && echo "$d yes" || echo "$d no"; done',
+                          "x", str(tmp_path / "stopped"), str(tmp_path / "done"), str(tmp_path / "absent")],
+                         capture_output=True, text=True, cwd=ROOT, env={"PY": sys.executable, "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:3] == [f"{tmp_path / 'stopped'} no", f"{tmp_path / 'done'} yes",
+                                          f"{tmp_path / 'absent'} no"]
+
+
+def test_refresh_reports_unknown_step_is_one_line(assets):
+    out = subprocess.run(["bash", str(ROOT / "scripts" / "refresh_reports.sh"), "hashes", "nosuch"],
+                         capture_output=True, text=True, env={"STABLESTYLE_ASSETS": str(assets), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "unknown step 'nosuch'; steps: hashes paper small quality demo app scene_cuts dial long_video ratios"]
