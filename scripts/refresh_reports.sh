@@ -35,8 +35,7 @@ for step in "${STEPS[@]}"; do
 done
 mkdir -p "$WORK"
 SINTEL="$A/clips/sintel_ambush_4"
-STYLES=$("$PY" -c "from stablestyle.bundled import available as a; \
-print(' '.join(n for n in a() if not n.endswith(('-perframe', '-small'))))")
+STYLES=$("${SS[@]}" models --styles)
 
 replace() {  # replace SCRATCH DEST: move a finished scratch report folder over the committed one
   rm -rf "$2"; mkdir -p "$(dirname "$2")"; mv "$1" "$2"
@@ -89,7 +88,7 @@ for step in "${STEPS[@]}"; do
       replace "$scratch" reports/dial/bundled_sintel
       inputs=(reports/dial/bundled_sintel/results.json)
       for other in wip_sintel tw200_sintel; do
-        [ -f "reports/dial/$other/results.json" ] && inputs+=("reports/dial/$other/results.json")
+        if [ -f "reports/dial/$other/results.json" ]; then inputs+=("reports/dial/$other/results.json"); fi
       done
       "$PY" bench/dial.py "${inputs[@]}" -o reports/dial/dial.json --plot reports/dial/dial.png ;;
     long_video)

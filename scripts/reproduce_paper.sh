@@ -37,7 +37,7 @@ SKDATA=$("$PY" -c "import os, skimage.data as d; print(os.path.dirname(d.__file_
 
 # --- table: bundled networks
 models=(); styles=()
-for name in $("$PY" -c "from stablestyle.bundled import available; print(' '.join(n for n in available() if not n.endswith(('-perframe', '-small'))))"); do
+for name in $("$PY" -m stablestyle models --styles); do
   styles+=(--style "$A/styles/$name.jpg")
   models+=(--model "stable=$name")
   [ -f "stablestyle/bundled/$name-perframe.pt" ] && models+=(--model "perframe=$name-perframe")

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from stablestyle.bundled import DEFAULT_MODEL, available, bundled_path
+from stablestyle.bundled import DEFAULT_MODEL, available, bundled_path, styles
 from stablestyle.checkpoint import file_sha256, load_checkpoint
 from stablestyle.cli import main
 from stablestyle.errors import UserError
@@ -72,3 +72,5 @@ def test_models_command(capsys):
     assert by_name["scream"]["dial"]["mode"] == "outputs" and by_name["scream-small"]["dial"] is None
     assert "scream (default): stable model, style scream.jpg, recurrent net, width 0.5, 800 steps" in text
     assert "scream-perframe: perframe model, style scream.jpg, per-frame net, width 0.5" in text
+    assert main(["models", "--styles"]) == 0  # what the report scripts loop over: one main model per style
+    assert capsys.readouterr().out.split() == styles() == ["WomenHat", "scream", "udnie"]

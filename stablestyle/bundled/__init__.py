@@ -21,6 +21,15 @@ def available() -> list[str]:
     return sorted(p.stem for p in BUNDLED_DIR.glob("*.pt") if not p.name.startswith("."))  # skip temp files
 
 
+#: Suffixes of the bundled nets that are variants of a style's main (stable, half-width) model.
+VARIANT_SUFFIXES = ("-perframe", "-small")
+
+
+def styles() -> list[str]:
+    """Names of the bundled main models, one per style (the ``-perframe`` and ``-small`` variants left out)."""
+    return [n for n in available() if not n.endswith(VARIANT_SUFFIXES)]
+
+
 def bundled_path(name: str) -> Path:
     """Path of the bundled model ``name``; an unknown name lists the valid ones."""
     path = BUNDLED_DIR / f"{name}.pt"

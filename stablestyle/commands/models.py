@@ -15,6 +15,8 @@ TABLE_METRICS = (("sintel_ambush_4_instability", "Sintel instability"), ("sintel
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--details", action="store_true", help="training settings and every measured figure per model")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.add_argument("--styles", action="store_true",
+                   help="print only the names of the main bundled models, one per style, on one line (for scripts)")
 
 
 def describe(name: str) -> dict:
@@ -84,9 +86,12 @@ def _table(rows: list[dict]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bundled import available
+    from ..bundled import available, styles
     from ..checkpoint import describe_net
 
+    if args.styles:
+        print(" ".join(styles()))
+        return 0
     rows = [describe(name) for name in available()]
     if args.json:
         print(json.dumps(rows, indent=2))
