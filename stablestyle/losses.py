@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
+from .models.vgg import VGG16Features
+
 #: ``reduction`` values: ``"mean"`` over the batch (a scalar) or ``"none"`` (one value per sample, ``(B,)``).
 REDUCTIONS = ("mean", "none")
 #: Keeps :func:`masked_mean` finite for an all-zero mask.
@@ -286,16 +288,22 @@ class PerceptualLoss(nn.Module):
         if output.shape != content.shape:
             raise ValueError(f"output {tuple(output.shape)} and content {tuple(content.shape)} must match")
         dtype = torch.promote_types(output.dtype, content.dtype)
-        # one batched VGG pass over [output; content]
-        feats = self.vgg(torch.cat([output.to(dtype), content.to(dtype)]))
-        b = output.shape[0]
-        out_feats = {name: f[:b] for name, f in feats.items()}
-        target = feats[self.content_layer][b:].detach()
+        # two passes, not one over [output; content]: the target needs no gradient (a batched pass would
+        # backpropagate through the content half too) and no layer deeper than the content tap
+        with torch.no_grad():
+            target = self._content_features(content.to(dtype))[self.content_layer]
+        out_feats = self.vgg(output.to(dtype))
         return {
             "content": relative_content_loss(out_feats[self.content_layer], target, reduction),
             "style": relative_style_loss(out_feats, self.target_grams, self.style_layers, reduction),
             "tv": tv_loss(output, reduction),
         }
+
+    def _content_features(self, content: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The loss network on the content, stopped at the content tap where the network can stop early."""
+        if isinstance(self.vgg, VGG16Features):
+            return self.vgg(content, until=self.content_layer)
+        return self.vgg(content)
 
     def forward(self, output: torch.Tensor, content: torch.Tensor) -> dict[str, torch.Tensor]:
         """``output``, ``content``: ``(B, 3, H, W)`` in ``[0, 1]`` -> ``{content, style, tv}`` scalars."""

@@ -174,7 +174,7 @@ def test_temporal_loss_shape_errors():
 # ---------------------------------------------------------------- PerceptualLoss
 
 
-def test_perceptual_targets_once_and_batched_pass(encoder):
+def test_perceptual_targets_once_then_one_pass_each(encoder):
     torch.manual_seed(1)
     style = torch.rand(1, 3, 12, 10)
     loss = PerceptualLoss(encoder, style, content_layer="a", style_layers=("a", "b"))
@@ -185,10 +185,32 @@ def test_perceptual_targets_once_and_batched_pass(encoder):
     assert {n for n, _ in loss.named_buffers()} >= {"gram_a", "gram_b"}
     output = torch.rand(3, 3, 8, 8, requires_grad=True)
     terms = loss(output, torch.rand(3, 3, 8, 8))
-    assert encoder.calls == [1, 6]  # one pass over [output; content]
+    assert encoder.calls == [1, 3, 3]  # the content (no grad), then the output
     assert set(terms) == {"content", "style", "tv"}
     terms["style"].backward()
     assert output.grad is not None and output.grad.abs().sum() > 0
+
+
+def test_perceptual_separate_passes_equal_one_batched_pass():
+    """Content target without grad and stopped at its tap: the same terms and gradients as the batched pass."""
+    from stablestyle.models import VGG16Features
+
+    torch.manual_seed(3)
+    vgg = VGG16Features(("relu1_2", "relu2_2", "relu3_3", "relu4_3"))
+    loss = PerceptualLoss(vgg, torch.rand(1, 3, 24, 24))
+    content = torch.rand(2, 3, 32, 32)
+    output = torch.rand(2, 3, 32, 32, requires_grad=True)
+    terms = loss(output, content)
+    grad = torch.autograd.grad(terms["content"] + terms["style"], output)[0]
+    batched = vgg(torch.cat([output, content]))
+    target = batched["relu3_3"][2:].detach()
+    reference = {"content": relative_content_loss(batched["relu3_3"][:2], target),
+                 "style": relative_style_loss({k: v[:2] for k, v in batched.items()}, loss.target_grams,
+                                              loss.style_layers)}
+    reference_grad = torch.autograd.grad(reference["content"] + reference["style"], output)[0]
+    for name in reference:
+        torch.testing.assert_close(terms[name], reference[name])
+    torch.testing.assert_close(grad, reference_grad)
 
 
 def test_perceptual_terms_are_unweighted_definitions(encoder):

@@ -83,6 +83,18 @@ def test_stops_at_deepest_tap(layers, depth):
     assert list(model(torch.rand(1, 3, 16, 16))) == list(layers)
 
 
+def test_until_stops_early_with_the_same_activations():
+    torch.manual_seed(0)
+    model = VGG16Features(("relu1_2", "relu3_3", "relu4_3"))
+    x = torch.rand(2, 3, 32, 32)
+    full, early = model(x), model(x, until="relu3_3")
+    assert list(early) == ["relu1_2", "relu3_3"]
+    for name in early:
+        torch.testing.assert_close(early[name], full[name])
+    with pytest.raises(ValueError, match="relu2_2"):
+        model(x, until="relu2_2")  # not a tap of this network
+
+
 def test_unknown_layer():
     with pytest.raises(ValueError, match="relu1_1"):
         VGG16Features(("relu9_9",))

@@ -105,16 +105,21 @@ class VGG16Features(nn.Module):
         """Always stays in eval mode: the loss network is frozen."""
         return super().train(False)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, until: str | None = None) -> dict[str, torch.Tensor]:
+        """``{tap: activation}``; with ``until`` (one of ``layers``) the pass stops there and returns the taps
+        up to it, e.g. a content target that needs no deeper layer."""
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"VGG16Features expects (B, 3, H, W) RGB in [0, 1], got shape {tuple(x.shape)}")
+        if until is not None and until not in self.layers:
+            raise ValueError(f"until={until!r} is not one of this network's taps {self.layers}")
+        stop = len(self.features) - 1 if until is None else LAYER_INDEX[until]
         h = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)  # new tensor: caller's x untouched
         out: dict[str, torch.Tensor] = {}
-        for index, module in enumerate(self.features):
+        for index, module in enumerate(self.features[:stop + 1]):
             h = module(h)
             if index in self._taps:
                 out[self._taps[index]] = h
-        return {name: out[name] for name in self.layers}
+        return {name: out[name] for name in self.layers if name in out}
 
 
 #: RMS of ``relu3_3`` on :func:`_probe_image` with the shared ``vgg16_features.pth`` (the
