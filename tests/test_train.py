@@ -27,6 +27,7 @@ from stablestyle.training import (
     Trainer,
     TrainConfig,
     TrainingDiverged,
+    centre_window,
     check_inputs,
     config_from_dict,
     load_config,
@@ -384,6 +385,30 @@ def test_loss_margin_run_feeds_the_loss_a_smaller_window(assets, content_dir, tm
     assert all(h == w == 24 for *_, h, w in seen)
     with pytest.raises(UserError, match="loss_margin"):
         tiny_config(assets, content_dir, tmp_path / "bad", loss_margin=20).validate()
+
+
+def test_centre_window_is_the_crop_inside_the_context():
+    assert centre_window((192, 200), 32) == (32, 32, 128, 136)
+    assert centre_window((40, 40), 0) == (0, 0, 40, 40)
+    with pytest.raises(ValueError, match="leaves no window"):
+        centre_window((64, 64), 32)
+
+
+def test_context_margin_run_crops_larger_and_feeds_the_loss_the_centre(assets, content_dir, tmp_path, monkeypatch):
+    import stablestyle.training.trainer as trainer_module
+
+    seen = []
+    real = trainer_module.sequence_loss
+    monkeypatch.setattr(trainer_module, "sequence_loss",
+                        lambda *a, **kw: seen.append((tuple(a[0].shape[-2:]), kw["window"])) or real(*a, **kw))
+    config = tiny_config(assets, content_dir, tmp_path / "run", steps=2, edge_margin=8, context_margin=True)
+    trainer = Trainer(config, loss_net=StandInEncoder(), quiet=True)
+    assert trainer.dataset.get(0, 0)["frames"].shape[-2:] == (48, 48) and not trainer.net.margin_in_training
+    trainer.fit()
+    assert seen == [((48, 48), (8, 8, 32, 32))] * 2  # the net's output covers the context, the loss the crop
+    for bad in (dict(margin_in_training=True), dict(loss_margin=4), dict(edge_margin=0)):
+        with pytest.raises(UserError, match="context_margin"):
+            tiny_config(assets, content_dir, tmp_path / "bad", context_margin=True, **bad).validate()
 
 
 def test_vflip_reaches_the_still_photos(assets, content_dir, tmp_path):

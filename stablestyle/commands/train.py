@@ -21,7 +21,7 @@ FLAG_KEYS: dict[str, str] = {
     "style": "style", "content": "content", "video": "video", "mode": "mode", "out": "out",
     "steps": "steps", "device": "device", "width": "width", "crop": "crop", "batch": "batch",
     "loss_margin": "loss_margin", "vflip": "vflip", "edge_margin": "edge_margin",
-    "margin_in_training": "margin_in_training",
+    "margin_in_training": "margin_in_training", "context_margin": "context_margin",
     "seq_len": "seq_len", "amp": "amp", "workers": "num_workers", "lr": "lr", "seed": "seed",
     "style_size": "style_size", "content_layer": "content_layer", "style_layers": "style_layers",
     "flow_method": "flow_method", "video_ratio": "video_ratio", "val_image": "val_image",
@@ -97,6 +97,10 @@ def _model_arguments(g) -> None:
     g.add_argument("--margin-in-training", dest="margin_in_training", action="store_const", const=True,
                    help="train with the edge margin too, so the losses never see the net's own edges and a band "
                         f"there buys nothing; the net then runs on the margin's pixels too (default {DEFAULT})")
+    g.add_argument("--context-margin", dest="context_margin", action="store_const", const=True,
+                   help="train on crops the edge margin larger on each side, losses on the centre crop only: the "
+                        "net's edges lie in real context the losses never see, and no reflection seam is there to "
+                        f"mark (default {DEFAULT})")
     g.add_argument("--style-size", type=int, help=f"style image long side in px (default {DEFAULT})")
     g.add_argument("--content-layer", help=f"VGG-16 content tap (default {DEFAULT})")
     g.add_argument("--style-layers", nargs="+", metavar="LAYER", help=f"VGG-16 style taps (default {DEFAULT})")

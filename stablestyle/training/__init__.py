@@ -51,7 +51,7 @@ from .inputs import (
     validation_image,
 )
 from .loop import STOP_CHECK_EVERY, fit
-from .objective import SequenceModel, loss_window, sequence_loss, sequence_terms
+from .objective import SequenceModel, centre_window, loss_window, sequence_loss, sequence_terms
 from .rundir import (
     CONFIG_NAME,
     LAST_NAME,
@@ -70,8 +70,8 @@ from .trainer import Trainer, TrainingDiverged, resolve_amp
 __all__ = [
     "AMP_MODES", "CONFIG_NAME", "DEFAULT_SEQ_LEN", "DEVICES", "LAST_NAME", "LOG_NAME", "MODES", "RESUME_CHANGEABLE",
     "SAMPLES_NAME", "STOP_CHECK_EVERY", "VAL_NAME", "VAL_SEED", "CsvLog", "SequenceModel", "Trainer", "TrainConfig",
-    "TrainingDiverged", "build_dataset", "check_inputs", "clear_run_dir", "config_from_dict", "config_to_dict",
-    "find_content", "fit", "load_config", "make_validation_clip", "new_run_config", "prepare_run_dir",
+    "TrainingDiverged", "build_dataset", "centre_window", "check_inputs", "clear_run_dir", "config_from_dict",
+    "config_to_dict", "find_content", "fit", "load_config", "make_validation_clip", "new_run_config", "prepare_run_dir",
     "loss_window", "resolve_amp", "resume_config", "rng_state", "save_config", "seed_everything", "sequence_loss",
     "sequence_terms", "set_rng_state", "split_validation", "validation_image",
 ]

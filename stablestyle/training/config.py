@@ -85,6 +85,10 @@ class TrainConfig:
     """Reflect margin (px per side) the trained net adds at inference (:class:`~stablestyle.models.TransformerNet`)."""
     margin_in_training: bool = False
     """Train with that margin too, so the losses never see the net's own edges (``TransformerNet.margin_in_training``)."""
+    context_margin: bool = False
+    """Train on crops ``edge_margin`` px larger on each side with the perceptual losses on the centre ``crop``
+    only: the net's own edges lie in real photo context, outside the losses, and it never sees a reflection seam
+    (which ``margin_in_training`` lets it find and mark); the net runs on the margin's pixels too."""
     loss_margin: int = 0
     """Perceptual loss on a random ``crop - loss_margin`` window per step (:func:`~.objective.loss_window`)."""
     style_size: int | None = 256
@@ -127,6 +131,11 @@ class TrainConfig:
         return self.mode == "stable"
 
     @property
+    def data_crop(self) -> int:
+        """Side of the training items: ``crop``, plus ``edge_margin`` on each side with ``context_margin``."""
+        return self.crop + 2 * self.edge_margin if self.context_margin else self.crop
+
+    @property
     def sequence_length(self) -> int:
         """``seq_len`` with its mode-dependent default applied."""
         if self.seq_len is not None:
@@ -164,6 +173,10 @@ class TrainConfig:
             raise UserError(f"vflip is a probability, 0..1, got {self.vflip}")
         if not 0 <= self.edge_margin <= MAX_MARGIN:
             raise UserError(f"edge_margin must be 0..{MAX_MARGIN} pixels, got {self.edge_margin}")
+        if self.context_margin and (self.margin_in_training or self.loss_margin or not self.edge_margin):
+            raise UserError("context_margin trains on real context around each crop: it needs edge_margin > 0 "
+                            "and excludes margin_in_training and loss_margin (choose one way to keep the "
+                            "losses off the net's edges)")
         if not 0 <= self.loss_margin <= self.crop - 16:
             raise UserError(f"loss_margin must be 0..crop - 16 = {self.crop - 16} pixels, got {self.loss_margin}")
         if self.style_size is not None and not 16 <= self.style_size <= 16384:

@@ -162,14 +162,14 @@ def build_dataset(config: TrainConfig, stills: Sequence[Path], quiet: bool = Tru
     """The training data of ``config``: ``stills`` with synthetic motion and / or ``config.video``.
 
     :func:`stablestyle.data.build_training_data` with ``seq_len`` items of
-    ``crop x crop`` pixels; items are a function of ``(seed, epoch, index)``.
+    ``data_crop x data_crop`` pixels (``crop`` plus the context margin, if any); items are a function of ``(seed, epoch, index)``.
     ``held_out``, the validation image taken out of the content images, is
     named in the error when no still is usable because of it.
     """
     from ..data import build_training_data
 
     return build_training_data([str(p) for p in stills], list(config.video), seq_len=config.sequence_length,
-                               crop=config.crop, video_ratio=config.video_ratio, vflip_prob=config.vflip,
+                               crop=config.data_crop, video_ratio=config.video_ratio, vflip_prob=config.vflip,
                                flow_method=config.flow_method, seed=config.seed, quiet=quiet, held_out=held_out)
 
 

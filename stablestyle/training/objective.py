@@ -101,6 +101,18 @@ def loss_window(size: tuple[int, int], margin: int, seed: int, step: int) -> tup
     return top, left, height - margin, width - margin
 
 
+def centre_window(size: tuple[int, int], margin: int) -> tuple[int, int, int, int]:
+    """``(top, left, height, width)`` of the crop ``margin`` pixels inside each edge of a ``size`` item.
+
+    The perceptual-loss window of ``train --context-margin``: items are cropped ``margin`` px larger on each
+    side, so the net's own edges fall in real context the losses never see.
+    """
+    height, width = size
+    if margin < 0 or 2 * margin >= min(height, width):
+        raise ValueError(f"context margin {margin} leaves no window in a {width}x{height} item")
+    return margin, margin, height - 2 * margin, width - 2 * margin
+
+
 def sequence_terms(outputs: torch.Tensor, frames: torch.Tensor, perceptual: nn.Module, *,
                    flow_bw: torch.Tensor | None = None, mask: torch.Tensor | None = None,
                    detach_previous: bool = False,

@@ -35,7 +35,7 @@ from ..inference.precision import cpu_has_native_bf16
 from . import loop
 from .config import AMP_MODES, TrainConfig, config_to_dict
 from .inputs import build_dataset, make_validation_clip, split_validation, validation_image
-from .objective import SequenceModel, loss_window, sequence_loss
+from .objective import SequenceModel, centre_window, loss_window, sequence_loss
 from .rundir import read_training_state, rng_state, seed_everything, set_rng_state, write_sample_image
 
 log = logging.getLogger(__name__)
@@ -217,7 +217,11 @@ class Trainer:
             temporal = {"flow_bw": batch["flow_bw"].to(self.device, non_blocking=True),
                         "mask": batch["mask"].to(self.device, non_blocking=True),
                         "detach_previous": self.config.detach_previous}
-        window = loss_window(tuple(frames.shape[-2:]), self.config.loss_margin, self.config.seed, self.step)
+        size = tuple(frames.shape[-2:])
+        if self.config.context_margin:
+            window = centre_window(size, self.config.edge_margin)
+        else:
+            window = loss_window(size, self.config.loss_margin, self.config.seed, self.step)
         with self._autocast():
             outputs = self.model(frames)
             return sequence_loss(outputs, frames, self.perceptual, self.weights, window=window, **temporal)
