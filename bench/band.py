@@ -5,7 +5,10 @@ For each model, on held-out photos (default: the first ``--photos`` of
 ``--size`` x ``--size``: the flip test of :mod:`stablestyle.evaluate.position`
 (``|f(x) - flip(f(flip(x)))|`` per row for upside-down flips, per column for
 left-right mirrors) and its ``edge_excess`` (outer eighths against the middle
-half; about 1 without a position prior).  ``--edge-margin M ...`` measures
+half; about 1 without a position prior), and the same ratio for the outermost
+``STRIPE_PX`` pixels (``*_stripe_excess``: a stripe a few pixels wide, such as
+the reflection seam a ``--margin-in-training`` net marks, hardly moves the
+eighths).  ``--edge-margin M ...`` measures
 each model at each of those edge margins too (entries ``NAME+mM``; the
 margin reflects the frame outwards before the net and crops after), and
 ``--style STYLE`` adds the upright outputs' content / style / total loss under
@@ -17,6 +20,8 @@ with ``--look`` the first photos' outputs of every entry, a row each.
 """
 
 from __future__ import annotations
+
+STRIPE_PX = 4
 
 import argparse
 import json
@@ -66,6 +71,7 @@ def _measure(spec: str, x, margins, loss=None):
         for axis in ("rows", "cols"):
             profile = flip_difference_profile(stylize, x, axis)
             entry[f"{axis}_edge_excess"] = round(edge_excess(profile), 4)
+            entry[f"{axis}_stripe_excess"] = round(edge_excess(profile, STRIPE_PX / len(profile)), 4)
             entry[f"{axis}_profile"] = [round(v, 5) for v in profile.tolist()]
         upright = stylize(x)
         if loss is not None:
@@ -179,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, entry in report["models"].items():
         total = f"   objective total {entry['objective']['total']:.4f}" if "objective" in entry else ""
         print(f"{name:24s} rows edge excess {entry['rows_edge_excess']:.3f}   cols {entry['cols_edge_excess']:.3f}"
-              + total)
+              f"   stripes (outer {STRIPE_PX} px) rows {entry['rows_stripe_excess']:.3f} "
+              f"cols {entry['cols_stripe_excess']:.3f}" + total)
     return 0
 
 

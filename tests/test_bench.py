@@ -208,6 +208,9 @@ def test_band_measures_both_flips_with_the_weights_hash(tmp_path):
     assert entry["weights_sha256"] == file_sha256(bundled_path("scream-small"))
     assert len(entry["rows_profile"]) == len(entry["cols_profile"]) == 64
     assert 0 < entry["rows_edge_excess"] < 100 and entry == {**report["models"]["copy"], "checkpoint": entry["checkpoint"]}
+    cols = entry["cols_profile"]  # the stripe ratio: outermost 4 columns on both sides against the middle half
+    stripe = (sum(cols[:4]) + sum(cols[-4:])) / 8 / (sum(cols[16:48]) / 32)
+    assert entry["cols_stripe_excess"] == pytest.approx(stripe, rel=1e-3)
     assert "objective total" in done.stdout
     from PIL import Image
 
