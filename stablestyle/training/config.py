@@ -1,17 +1,14 @@
 """What a training run is told to do: :class:`TrainConfig`, its YAML form and how settings combine.
 
-Owns the settings of ``stablestyle train`` and their rules, so that the CLI
-only parses flags:
+Owns the settings of ``stablestyle train`` and their rules, so that the CLI only parses flags:
 
-* :class:`TrainConfig` (typed fields, defaults, :meth:`TrainConfig.validate`
-  for values; files are checked by :func:`stablestyle.training.inputs.check_inputs`);
-* plain data and YAML: :func:`config_to_dict`, :func:`config_from_dict`
-  (type coercion, unknown keys), :func:`load_config`, :func:`save_config`;
-* how a run's settings are put together: :func:`new_run_config` (defaults,
-  then a YAML file, then flags) and :func:`resume_config` (the saved
-  ``config.yaml``, of which only :data:`RESUME_CHANGEABLE` settings may change).
+* :class:`TrainConfig` (typed fields, defaults, :meth:`TrainConfig.validate` for values; files are checked
+  by :func:`stablestyle.training.inputs.check_inputs`);
+* plain data and YAML: :func:`config_to_dict`, :func:`config_from_dict` (type coercion, unknown keys),
+  :func:`load_config`, :func:`save_config`;
+* how a run's settings are put together: :func:`new_run_config` (defaults, then a YAML file, then flags)
+  and :func:`resume_config` (the saved ``config.yaml``, of which only :data:`RESUME_CHANGEABLE` may change).
 """
-
 from __future__ import annotations
 
 import dataclasses
@@ -38,9 +35,9 @@ AMP_MODES = ("off", "bf16", "fp16", "auto")
 DEVICES = ("auto", "cpu", "cuda")
 #: Gupta et al. train on short sequences; 4 frames give 3 temporal pairs per sequence.
 DEFAULT_SEQ_LEN = 4
-#: Settings that a resumed run may change: they steer the run, not what it learns.
 #: Values of :attr:`TrainConfig.init_layout`.
 INIT_LAYOUTS = ("auto", "stablestyle", "fast_neural_style")
+#: Settings that a resumed run may change: they steer the run, not what it learns.
 RESUME_CHANGEABLE = ("steps", "num_workers", "device", "log_every", "sample_every", "validate_every",
                      "checkpoint_every")
 
@@ -86,9 +83,7 @@ class TrainConfig:
     margin_in_training: bool = False
     """Train with that margin too, so the losses never see the net's own edges (``TransformerNet.margin_in_training``)."""
     context_margin: bool = False
-    """Train on crops ``edge_margin`` px larger on each side with the perceptual losses on the centre ``crop``
-    only: the net's own edges lie in real photo context, outside the losses, and it never sees a reflection seam
-    (which ``margin_in_training`` lets it find and mark); the net runs on the margin's pixels too."""
+    """Crops ``edge_margin`` px larger on each side, the perceptual losses on the centre ``crop`` only."""
     loss_margin: int = 0
     """Perceptual loss on a random ``crop - loss_margin`` window per step (:func:`~.objective.loss_window`)."""
     style_size: int | None = 256
@@ -171,19 +166,11 @@ class TrainConfig:
             raise UserError(f"crop must be at least 16 pixels, got {self.crop}")
         if not 0.0 <= self.vflip <= 1.0:
             raise UserError(f"vflip is a probability, 0..1, got {self.vflip}")
-        if not 0 <= self.edge_margin <= MAX_MARGIN:
-            raise UserError(f"edge_margin must be 0..{MAX_MARGIN} pixels, got {self.edge_margin}")
-        if self.context_margin and (self.margin_in_training or self.loss_margin or not self.edge_margin):
-            raise UserError("context_margin trains on real context around each crop: it needs edge_margin > 0 "
-                            "and excludes margin_in_training and loss_margin (choose one way to keep the "
-                            "losses off the net's edges)")
-        if not 0 <= self.loss_margin <= self.crop - 16:
-            raise UserError(f"loss_margin must be 0..crop - 16 = {self.crop - 16} pixels, got {self.loss_margin}")
+        _check_margins(self)
         if self.style_size is not None and not 16 <= self.style_size <= 16384:
             raise UserError(f"style_size must be 16..16384 pixels (or unset), got {self.style_size}")
         if self.val_frames < 2:
-            raise UserError(f"val_frames must be at least 2 (instability compares consecutive frames), "
-                            f"got {self.val_frames}")
+            raise UserError(f"val_frames must be at least 2 (instability compares frame pairs), got {self.val_frames}")
         if self.num_workers < 0:
             raise UserError(f"num_workers must be >= 0, got {self.num_workers}")
         if not (self.width > 0 and math.isfinite(self.width)):
@@ -205,6 +192,15 @@ class TrainConfig:
             raise UserError(f"seed must be a whole number >= 0, got {self.seed}")
         if not self.out:
             raise UserError("no run folder given (--out RUN_DIR or `out:` in the config)")
+
+
+def _check_margins(config: TrainConfig) -> None:
+    if not 0 <= config.edge_margin <= MAX_MARGIN:
+        raise UserError(f"edge_margin must be 0..{MAX_MARGIN} pixels, got {config.edge_margin}")
+    if not 0 <= config.loss_margin <= config.crop - 16:
+        raise UserError(f"loss_margin must be 0..crop - 16 = {config.crop - 16} pixels, got {config.loss_margin}")
+    if config.context_margin and (config.margin_in_training or config.loss_margin or not config.edge_margin):
+        raise UserError("context_margin needs edge_margin > 0 and excludes margin_in_training and loss_margin")
 
 
 def config_to_dict(config: TrainConfig) -> dict[str, Any]:
