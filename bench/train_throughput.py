@@ -28,11 +28,7 @@ import torch
 
 
 def main(argv: list[str] | None = None) -> int:
-    from stablestyle.data import StillsDataset, find_images
-    from stablestyle.paths import assets_dir
-    from stablestyle.report import device_name
-    from stablestyle.runtime import resolve_device
-    from stablestyle.training import Trainer, TrainConfig
+    from stablestyle.errors import UserError
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="auto")
@@ -48,6 +44,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--style", default=None, help="style image (default: $STABLESTYLE_ASSETS/styles/candy.jpg)")
     p.add_argument("--content", default=None, help="photo folder (default: $STABLESTYLE_ASSETS/content)")
     args = p.parse_args(argv)
+    try:
+        print(json.dumps(_measure(args)))
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _measure(args: argparse.Namespace) -> dict:
+    from stablestyle.data import StillsDataset, find_images
+    from stablestyle.paths import assets_dir
+    from stablestyle.report import device_name
+    from stablestyle.runtime import resolve_device
+    from stablestyle.training import Trainer, TrainConfig
 
     assets = assets_dir(required=args.style is None or args.content is None)
     style = args.style or str(assets / "styles" / "candy.jpg")
@@ -82,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.perf_counter() - start
     seq_len = config.sequence_length
     amp = {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}[trainer.amp_dtype]
-    result = {
+    return {
         "device": device.type,
         "device_name": device_name(device),
         "width": args.width, "crop": args.crop, "batch": args.batch, "seq_len": seq_len, "mode": args.mode,
@@ -94,8 +104,6 @@ def main(argv: list[str] | None = None) -> int:
         "peak_memory_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if device.type == "cuda" else None,
         "torch": torch.__version__, "threads": torch.get_num_threads(),
     }
-    print(json.dumps(result))
-    return 0
 
 
 if __name__ == "__main__":

@@ -116,6 +116,11 @@ def test_train_throughput(assets):
     assert report["images_per_s"] == pytest.approx(2 * report["sequences_per_s"], rel=0.01)
 
 
+def test_train_throughput_bad_settings_are_one_line_errors(assets):
+    done = bench("train_throughput.py", "--device", "cpu", "--mode", "stable", "--seq-len", "1", expect=2)
+    assert done.stderr.strip().startswith("error: mode stable needs sequences") and "Traceback" not in done.stderr
+
+
 def test_encode_speed(bikes_clip):
     report = json.loads(bench("encode_speed.py", "--size", "96x64", "--frames", "3", "--presets",
                               "ultrafast,medium", "--clip", bikes_clip).stdout)
