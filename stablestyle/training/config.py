@@ -2,10 +2,8 @@
 
 Owns the settings of ``stablestyle train`` and their rules, so that the CLI only parses flags:
 
-* :class:`TrainConfig` (typed fields, defaults, :meth:`TrainConfig.validate` for values; files are checked
-  by :func:`stablestyle.training.inputs.check_inputs`);
-* plain data and YAML: :func:`config_to_dict`, :func:`config_from_dict` (type coercion, unknown keys),
-  :func:`load_config`, :func:`save_config`;
+* :class:`TrainConfig` (typed fields, defaults, :meth:`TrainConfig.validate`; files: :func:`.inputs.check_inputs`);
+* plain data and YAML: :func:`config_to_dict`, :func:`config_from_dict`, :func:`load_config`, :func:`save_config`;
 * how a run's settings are put together: :func:`new_run_config` (defaults, then a YAML file, then flags)
   and :func:`resume_config` (the saved ``config.yaml``, of which only :data:`RESUME_CHANGEABLE` may change).
 """
@@ -46,10 +44,9 @@ RESUME_CHANGEABLE = ("steps", "num_workers", "device", "log_every", "sample_ever
 class TrainConfig:
     """Everything that determines a training run (saved as ``config.yaml`` in the run folder).
 
-    Defaults are Johnson et al. 2016's (crop 256, Adam lr 1e-3, batch 4,
-    content ``relu3_3`` as in his code, style ``relu1_2..relu4_3``, style
-    image 256 px on its long side, 40,000 steps = 2 epochs of COCO at batch
-    4) and Gupta et al. 2017's sequences for ``mode="stable"``.
+    Defaults are Johnson et al. 2016's (crop 256, Adam lr 1e-3, batch 4, content ``relu3_3`` as in his code,
+    style ``relu1_2..relu4_3``, style image 256 px on its long side, 40,000 steps = 2 epochs of COCO at
+    batch 4) and Gupta et al. 2017's sequences for ``mode="stable"``.
     """
 
     # --- data
@@ -97,8 +94,9 @@ class TrainConfig:
     vgg_weights: str | None = None
     """VGG-16 state dict; ``None``: ``STABLESTYLE_VGG16`` / ``STABLESTYLE_ASSETS`` / torch hub cache."""
     init: str | None = None
-    """Initial weights: a per-frame (or stable) checkpoint, run folder, or a pytorch/examples fast_neural_style
-    state dict (:mod:`stablestyle.models.warmstart`); ``None``: random initialisation."""
+    """Initial weights: a checkpoint, run folder or fast_neural_style state dict (:mod:`..models.warmstart`)."""
+    teacher: str | None = None
+    """Distil: match this model's output instead of the perceptual losses (:mod:`stablestyle.training.distill`)."""
     init_layout: str = "auto"
     """Layout of ``init``: ``auto``, ``stablestyle`` or ``fast_neural_style``."""
     # --- optimisation
@@ -201,6 +199,8 @@ def _check_margins(config: TrainConfig) -> None:
         raise UserError(f"loss_margin must be 0..crop - 16 = {config.crop - 16} pixels, got {config.loss_margin}")
     if config.context_margin and (config.margin_in_training or config.loss_margin or not config.edge_margin):
         raise UserError("context_margin needs edge_margin > 0 and excludes margin_in_training and loss_margin")
+    if config.teacher and (config.context_margin or config.loss_margin):
+        raise UserError("teacher (distillation) has no loss window: it excludes context_margin and loss_margin")
 
 
 def config_to_dict(config: TrainConfig) -> dict[str, Any]:

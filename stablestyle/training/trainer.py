@@ -34,6 +34,7 @@ from ..errors import UserError
 from ..inference.precision import cpu_has_native_bf16
 from . import loop
 from .config import AMP_MODES, TrainConfig, config_to_dict
+from .distill import distill_loss, load_teacher, teacher_outputs
 from .inputs import build_dataset, make_validation_clip, split_validation, validation_image
 from .objective import SequenceModel, centre_window, loss_window, sequence_loss
 from .rundir import read_training_state, rng_state, seed_everything, set_rng_state, write_sample_image
@@ -127,6 +128,10 @@ class Trainer:
         if len(self.dataset) == 0:  # type: ignore[arg-type]
             raise UserError("the training data is empty: check --content / --video")
         self.terms = ["content", "style", "tv"] + (["temporal"] if config.recurrent else [])
+        self.teacher: nn.Module | None = None
+        if config.teacher:  # distillation: the teacher's output is the target (:mod:`.distill`)
+            self.teacher = load_teacher(config.teacher, recurrent=config.recurrent, device=self.device)[0]
+            self.terms = ["distill"]
         self._val_clip: dict[str, torch.Tensor] | None = None
         self.last_metrics: dict[str, float] = {}
         self.last_val: dict[str, float] = {}
@@ -224,6 +229,8 @@ class Trainer:
             window = loss_window(size, self.config.loss_margin, self.config.seed, self.step)
         with self._autocast():
             outputs = self.model(frames)
+            if self.teacher is not None:
+                return distill_loss(outputs, teacher_outputs(self.teacher, frames))
             return sequence_loss(outputs, frames, self.perceptual, self.weights, window=window, **temporal)
 
     def train_step(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
