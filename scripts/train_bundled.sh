@@ -12,7 +12,9 @@
 #              STABLE_STEPS=4000, TEMPORAL_WEIGHT=200 (700, chosen for the raw objective, washes the strokes out: docs/MODELS.md).
 #   SCALE=gpu  width 1.0, 256 px crops, batch 4, PERFRAME_STEPS=40000, STABLE_STEPS=10000 (Johnson et al.'s scale).
 #   TIME_LIMIT (e.g. 80m) stops each run with a resumable last.pt; the next call resumes it.
-#   SMALL=1    also the quarter-width <style>-small nets (stage 2 only from their own stage 1).
+#   SMALL=1    also the quarter-width <style>-small nets, distilled (--teacher) once the full-width pair is finished:
+#              <style>-small-perframe from <style>-perframe, then <style>-small-stable warm-started from it and
+#              distilled from <style>-stable (SMALL_PERFRAME_STEPS / SMALL_STABLE_STEPS, cpu 4000 / 2000).
 #
 # A run that must continue on another machine: `python scripts/bundle_models.py RUNS --wip models-wip`
 # and commit models-wip/ (fp16 weights + step, no optimiser state); on a machine without the run folder
@@ -35,9 +37,11 @@ CONTENT=(--content "$ASSETS/content" --content "$ASSETS/bsds500/train" --content
 case "${SCALE:-cpu}" in
   cpu) AMP=$("$PY" -c "from stablestyle.inference.precision import cpu_has_native_bf16 as n; print('bf16' if n() else 'off')")
        TEMPORAL_WEIGHT=${TEMPORAL_WEIGHT:-200}; PF_STEPS=${PERFRAME_STEPS:-20000}; ST_STEPS=${STABLE_STEPS:-4000}
+       SMALL_PF_STEPS=${SMALL_PERFRAME_STEPS:-4000}; SMALL_ST_STEPS=${SMALL_STABLE_STEPS:-2000}
        COMMON=(--crop 128 --batch 4 --device cpu --amp "$AMP" --channels-last --workers 1
                --log-every 20 --sample-every 500 --validate-every 1000 --checkpoint-every 200) ;;
   gpu) TEMPORAL_WEIGHT=${TEMPORAL_WEIGHT:-200}; PF_STEPS=${PERFRAME_STEPS:-40000}; ST_STEPS=${STABLE_STEPS:-10000}
+       SMALL_PF_STEPS=${SMALL_PERFRAME_STEPS:-10000}; SMALL_ST_STEPS=${SMALL_STABLE_STEPS:-5000}
        COMMON=(--crop 256 --batch 4 --device cuda --workers 8
                --log-every 100 --sample-every 2000 --validate-every 2000 --checkpoint-every 1000) ;;
   *) echo "SCALE must be cpu or gpu" >&2; exit 2 ;;
@@ -80,12 +84,18 @@ for style in "${STYLES[@]}"; do
   # shellcheck disable=SC2207
   W=($(weights "$style"))
   full=0.5; [ "${SCALE:-cpu}" = gpu ] && full=1.0
-  for width in $full ${SMALL:+0.25}; do
-    suffix=""; [ "$width" = 0.25 ] && suffix="-small"
-    base=(--style "$ASSETS/styles/$style.jpg" "${CONTENT[@]}" "${COMMON[@]}" "${W[@]}" --width "$width" --vflip 0.5)
-    run "$style$suffix-perframe" "$PF_STEPS" "" "${base[@]}" --mode perframe
-    finished "$RUNS/$style$suffix-perframe" || { echo "$style$suffix-perframe not finished yet"; continue; }
-    run "$style$suffix-stable" "$ST_STEPS" "$RUNS/$style$suffix-perframe" "${base[@]}" --mode stable \
-      --seq-len 4 --temporal-weight "$TEMPORAL_WEIGHT" --video "$BIKES" --video "$BBB" --video-ratio 0.3
-  done
+  base=(--style "$ASSETS/styles/$style.jpg" "${CONTENT[@]}" "${COMMON[@]}" "${W[@]}" --vflip 0.5)
+  clips=(--seq-len 4 --video "$BIKES" --video "$BBB" --video-ratio 0.3)
+  run "$style-perframe" "$PF_STEPS" "" "${base[@]}" --width $full --mode perframe
+  finished "$RUNS/$style-perframe" || { echo "$style-perframe not finished yet"; continue; }
+  run "$style-stable" "$ST_STEPS" "$RUNS/$style-perframe" "${base[@]}" --width $full --mode stable "${clips[@]}" \
+    --temporal-weight "$TEMPORAL_WEIGHT"
+  [ -n "${SMALL:-}" ] || continue
+  # the -small nets are distilled from the finished full-width pair (docs/MODELS.md): same look, faster steps
+  finished "$RUNS/$style-stable" || { echo "$style-stable not finished yet"; continue; }
+  run "$style-small-perframe" "$SMALL_PF_STEPS" "" "${base[@]}" --width 0.25 --mode perframe \
+    --teacher "$RUNS/$style-perframe"
+  finished "$RUNS/$style-small-perframe" || { echo "$style-small-perframe not finished yet"; continue; }
+  run "$style-small-stable" "$SMALL_ST_STEPS" "$RUNS/$style-small-perframe" "${base[@]}" --width 0.25 --mode stable \
+    "${clips[@]}" --teacher "$RUNS/$style-stable"
 done

@@ -42,6 +42,53 @@ def test_train_bundled_reads_a_time_limited_final_as_unfinished(tmp_path):
                                           f"{tmp_path / 'absent'} no"]
 
 
+FAKE_TRAIN = """#!{python}
+# stands in for the venv's python: `-m stablestyle train ...` is logged and writes a finished final.pt at once
+import os, sys
+args = sys.argv[1:]
+if args[:3] == ["-m", "stablestyle", "train"]:
+    with open(os.environ["TRAIN_LOG"], "a") as fh:
+        fh.write(" ".join(args[3:]) + "\\n")
+    from stablestyle.checkpoint import save_checkpoint
+    from stablestyle.models import TransformerNet
+    value = lambda flag: args[args.index(flag) + 1]
+    os.makedirs(value("--out"))
+    net = TransformerNet(width=float(value("--width")), recurrent=value("--mode") == "stable")
+    steps = int(value("--steps"))
+    save_checkpoint(os.path.join(value("--out"), "final.pt"), net, config={{"steps": steps}}, step=steps)
+    sys.exit(0)
+os.execv({python!r}, [{python!r}, *args])
+"""
+
+
+def test_train_bundled_distils_the_small_pair_from_the_finished_full_width_pair(assets, tmp_path):
+    fake = tmp_path / "python"
+    fake.write_text(FAKE_TRAIN.format(python=sys.executable))
+    fake.chmod(0o755)
+    runs, log = tmp_path / "runs", tmp_path / "train.log"
+    env = {"PATH": "/usr/bin:/bin", "PYTHON": str(fake), "STABLESTYLE_ASSETS": str(assets), "TRAIN_LOG": str(log),
+           "WIP": str(tmp_path / "wip"), "SMALL": "1", "HOME": str(tmp_path)}
+    out = subprocess.run(["bash", str(ROOT / "scripts" / "train_bundled.sh"), str(runs), "scream"], cwd=ROOT,
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    calls = [line.split() for line in log.read_text().splitlines()]
+    names = [c[c.index("--out") + 1] for c in calls]
+    assert names == [str(runs / n) for n in ("scream-perframe", "scream-stable", "scream-small-perframe",
+                                             "scream-small-stable")]
+    flag = lambda call, name: call[call.index(name) + 1] if name in call else None  # noqa: E731
+    assert [flag(c, "--width") for c in calls] == ["0.5", "0.5", "0.25", "0.25"]
+    assert [flag(c, "--init") for c in calls] == [None, str(runs / "scream-perframe"), None,
+                                                  str(runs / "scream-small-perframe")]
+    assert [flag(c, "--teacher") for c in calls] == [None, None, str(runs / "scream-perframe"),
+                                                     str(runs / "scream-stable")]
+    assert [flag(c, "--mode") for c in calls] == ["perframe", "stable", "perframe", "stable"]
+    assert flag(calls[1], "--temporal-weight") == "200" and "--temporal-weight" not in calls[3]
+    # a second call finds every run finished and trains nothing
+    again = subprocess.run(["bash", str(ROOT / "scripts" / "train_bundled.sh"), str(runs), "scream"], cwd=ROOT,
+                           capture_output=True, text=True, env=env)
+    assert again.returncode == 0 and len(log.read_text().splitlines()) == 4, again.stderr[-2000:]
+
+
 def test_refresh_reports_unknown_step_is_one_line(assets):
     out = subprocess.run(["bash", str(ROOT / "scripts" / "refresh_reports.sh"), "hashes", "nosuch"],
                          capture_output=True, text=True, env={"STABLESTYLE_ASSETS": str(assets), "PATH": "/usr/bin:/bin"})
