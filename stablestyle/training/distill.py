@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from .objective import SequenceModel
 
 
 def load_teacher(spec: str, *, recurrent: bool, device: torch.device) -> tuple[nn.Module, dict]:
@@ -42,15 +43,8 @@ def load_teacher(spec: str, *, recurrent: bool, device: torch.device) -> tuple[n
 @torch.no_grad()
 def teacher_outputs(teacher: nn.Module, frames: torch.Tensor) -> torch.Tensor:
     """``(B, T, 3, H, W)`` outputs of ``teacher`` on ``frames`` (``(B, T, 3, H, W)`` in ``[0, 1]``), unrolled
-    over ``T`` on its own previous outputs (the state starts empty at each sequence)."""
-    if frames.dim() != 5 or frames.shape[2] != 3:
-        raise ValueError(f"frames must be (B, T, 3, H, W), got {tuple(frames.shape)}")
-    state = None
-    outputs = []
-    for t in range(frames.shape[1]):
-        out, state = teacher(frames[:, t], state)
-        outputs.append(out)
-    return torch.stack(outputs, dim=1)
+    over ``T`` on its own previous outputs by :class:`~.objective.SequenceModel` (the state starts empty)."""
+    return SequenceModel(teacher)(frames)
 
 
 def distill_loss(outputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
