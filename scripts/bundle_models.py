@@ -6,7 +6,8 @@ Usage: python scripts/bundle_models.py RUNS_DIR [--results reports/paper/network
 With ``--wip DIR`` it instead saves every run's latest weights (``final.pt``, else ``last.pt``) as
 DIR/<run name>.pt: float16 weights, config and step, without the optimiser state. That is what a
 training that has to continue on another machine commits; ``scripts/train_bundled.sh`` picks
-such a file up with ``--init`` when the run folder itself is gone.
+such a file up with ``--init`` when the run folder itself is gone. The saved step counts the whole
+stage: a run that continued DIR/<run name>.pt adds the step that file had when the run began.
 
 For every RUNS_DIR/<style>-stable/final.pt this writes stablestyle/bundled/<style>.pt, and for
 RUNS_DIR/<style>-perframe/final.pt stablestyle/bundled/<style>-perframe.pt: float16 weights, the
@@ -56,8 +57,26 @@ def _measured(results: dict | None, name: str) -> dict:
     return metrics
 
 
+def wip_step(run_name: str, payload: dict) -> tuple[int, int]:
+    """``(step, base)``: a run's step counted from the stage's start, and the part done before this run.
+
+    A run whose ``--init`` was this stage's own wip file (``<wip>/<run_name>.pt``: the stage continued on
+    another machine) started at that file's step, recorded by the trainer as ``metrics["init_step"]``
+    when the run began (the file itself is overwritten by the next save).  Any other init starts at 0.
+    """
+    init = (payload.get("config") or {}).get("init")
+    base = 0
+    if init and Path(init).stem == run_name:
+        base = int((payload.get("metrics") or {}).get("init_step", 0))
+    return base + int(payload["step"]), base
+
+
 def save_wip(runs: Path, out: Path) -> int:
-    """Each run's latest weights as ``out/<run>.pt`` (fp16, config, step; no optimiser state)."""
+    """Each run's latest weights as ``out/<run>.pt`` (fp16, config, step; no optimiser state).
+
+    The step counts the stage's steps before the run as well (:func:`wip_step`), so that
+    ``scripts/train_bundled.sh`` knows how many remain.
+    """
     done = 0
     for run in sorted(p for p in runs.iterdir() if p.is_dir()):
         source = next((run / n for n in ("final.pt", "last.pt") if (run / n).is_file()), None)
@@ -65,11 +84,15 @@ def save_wip(runs: Path, out: Path) -> int:
             continue
         payload = read_checkpoint(source)
         model = model_from_checkpoint(payload, str(source))
+        step, base = wip_step(run.name, payload)
         out.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(out / f"{run.name}.pt", model, config=_strip_paths(payload["config"]), step=payload["step"],
-                        style_sha256=payload.get("style_sha256"), metrics={"finished": source.name == "final.pt"},
+        save_checkpoint(out / f"{run.name}.pt", model, config=_strip_paths(payload["config"]), step=step,
+                        style_sha256=payload.get("style_sha256"),
+                        metrics={"finished": source.name == "final.pt", "run_step": int(payload["step"]),
+                                 "continued_from_step": base},
                         half=True)
-        print(f"saved {source} (step {payload['step']}) -> {out / (run.name + '.pt')}")
+        print(f"saved {source} (step {step}: {base} before this run + {payload['step']}) -> "
+              f"{out / (run.name + '.pt')}")
         done += 1
     if not done:
         print(f"error: no run folder with final.pt or last.pt in {runs}", file=sys.stderr)

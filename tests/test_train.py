@@ -17,6 +17,7 @@ import pytest
 import torch
 from torch import nn
 
+from stablestyle.checkpoint import save_checkpoint
 from stablestyle.distributed import EpochItems, SequenceSampler
 from stablestyle.errors import UserError
 from stablestyle.evaluate.metrics import mean_instability
@@ -66,6 +67,7 @@ class StandInEncoder(nn.Module):
 # the relative content / style terms are O(1) with any encoder (stablestyle.losses); temporal ~3e-3 after a few
 # steps, so with LossWeights' default temporal weight 200 each term contributes ~0.5-1
 STAND_IN_WEIGHTS = dict(content=1.0, style=10.0, tv=0.0)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_config(assets, content_dir, out, **kw) -> TrainConfig:
@@ -644,6 +646,60 @@ def test_stable_run_warm_started_from_a_per_frame_run_starts_as_that_net(assets,
     trainer.fit()
     assert (tmp_path / "stable" / "final.pt").is_file()
     assert load_config(tmp_path / "stable" / "config.yaml").init == str(tmp_path / "pf")
+
+
+def _bundle_models():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bundle_models", ROOT / "scripts" / "bundle_models.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_stage_continued_from_its_wip_file_counts_its_earlier_steps(assets, content_dir, tmp_path, monkeypatch):
+    """bundle_models.py --wip: 3 steps, then 2 more on another 'machine', then 3 more resumed after a crash
+    while the wip file changed under the run: the wip step is 3, 5 (twice saved: not 7), then 8."""
+    from stablestyle.checkpoint import read_checkpoint
+
+    bundle, wip = _bundle_models(), tmp_path / "wip"
+    tiny = dict(mode="perframe", seq_len=None, checkpoint_every=1)
+    first, second, third = (tmp_path / f"machine{i}" for i in (1, 2, 3))
+    Trainer(tiny_config(assets, content_dir, first / "stage", steps=3, **tiny), loss_net=StandInEncoder(),
+            quiet=True).fit()
+    assert bundle.save_wip(first, wip) == 0 and read_checkpoint(wip / "stage.pt")["step"] == 3
+
+    Trainer(tiny_config(assets, content_dir, second / "stage", steps=2, init=str(wip / "stage.pt"), **tiny),
+            loss_net=StandInEncoder(), quiet=True).fit()
+    for _ in range(2):  # saving again does not count the earlier steps twice
+        assert bundle.save_wip(second, wip) == 0
+        saved = read_checkpoint(wip / "stage.pt")
+        assert saved["step"] == 5 and saved["metrics"]["continued_from_step"] == 3
+
+    config = tiny_config(assets, content_dir, third / "stage", steps=3, init=str(wip / "stage.pt"), **tiny)
+    with monkeypatch.context() as patch:
+        crash_after(patch, 2)
+        with pytest.raises(Crash):
+            Trainer(config, loss_net=StandInEncoder(), quiet=True).fit()
+    save_checkpoint(wip / "stage.pt", TransformerNet(width=0.25, recurrent=False), step=99)  # the file moves on meanwhile
+    trainer = Trainer(config, loss_net=StandInEncoder(), quiet=True)
+    trainer.restore(third / "stage" / "last.pt")
+    trainer.fit()
+    assert bundle.save_wip(third, wip) == 0
+    assert read_checkpoint(wip / "stage.pt")["step"] == 5 + 3  # the step the run started from, not 99
+
+
+def test_another_stages_init_starts_the_count_at_zero(assets, content_dir, tmp_path):
+    from stablestyle.checkpoint import read_checkpoint
+
+    bundle = _bundle_models()
+    Trainer(tiny_config(assets, content_dir, tmp_path / "a" / "pf", mode="perframe", seq_len=None, steps=3),
+            loss_net=StandInEncoder(), quiet=True).fit()
+    Trainer(tiny_config(assets, content_dir, tmp_path / "b" / "stable", steps=2, init=str(tmp_path / "a" / "pf")),
+            loss_net=StandInEncoder(), quiet=True).fit()
+    assert read_checkpoint(tmp_path / "b" / "stable" / "final.pt")["metrics"]["init_step"] == 3
+    assert bundle.save_wip(tmp_path / "b", tmp_path / "wip") == 0
+    assert read_checkpoint(tmp_path / "wip" / "stable.pt")["step"] == 2
 
 
 def test_init_of_another_width_says_which_width(assets, content_dir, tmp_path):

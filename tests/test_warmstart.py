@@ -176,3 +176,13 @@ def test_a_runs_last_checkpoint_with_numpy_rng_state_initialises(tmp_path):
     state, width, layout = load_init_state(tmp_path / "last.pt", recurrent=False)
     assert width == 0.25 and layout == "stablestyle"
     torch.testing.assert_close(state["conv1.conv2d.weight"], net.state_dict()["conv1.conv2d.weight"])
+
+
+def test_init_step_is_a_stablestyle_checkpoints_step_and_zero_for_other_layouts(tmp_path):
+    from stablestyle.checkpoint import save_checkpoint
+    from stablestyle.models.warmstart import init_step
+
+    save_checkpoint(tmp_path / "ours.pt", TransformerNet(width=0.25, recurrent=False), step=1234)
+    torch.save(TransformerNet(width=0.25, recurrent=False).state_dict(), tmp_path / "bare.pth")
+    assert init_step(tmp_path / "ours.pt") == 1234
+    assert init_step(tmp_path / "bare.pth") == 0

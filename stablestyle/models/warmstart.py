@@ -100,6 +100,20 @@ def adapt_state_dict(state: Mapping[str, torch.Tensor], *, recurrent: bool,
     return out
 
 
+def init_step(path: str | os.PathLike) -> int:
+    """The training step recorded in ``path`` (a stablestyle checkpoint or run folder); 0 for other layouts.
+
+    A run that continues a stage from its own saved weights counts its steps on
+    from this number (``scripts/bundle_models.py --wip``).
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "final.pt"
+    payload = _payload_from_file(path)
+    step = payload.get("step", 0) if detect_layout(payload) == "stablestyle" else 0
+    return step if isinstance(step, int) and not isinstance(step, bool) and step > 0 else 0
+
+
 def _payload_from_file(path: Path) -> Mapping:
     from ..checkpoint import safe_torch_load  # a run's last.pt also holds numpy RNG state: allowed, inert
 

@@ -118,6 +118,7 @@ class Trainer:
             torch.backends.cudnn.benchmark = True  # fixed crop size: autotuned kernels pay off
         self.seq_len = config.sequence_length
         self.step = 0
+        self.init_step = 0  # the step of config.init's weights (kept in checkpoints: the file may change later)
 
         seed_everything(config.seed)
         self._build_net()
@@ -161,10 +162,11 @@ class Trainer:
 
     def _load_init(self, net: nn.Module) -> None:
         """Start from ``config.init`` (a warm start; :mod:`stablestyle.models.warmstart`)."""
-        from ..models.warmstart import load_init_state
+        from ..models.warmstart import init_step, load_init_state
 
         config = self.config
         state, width, layout = load_init_state(config.init, recurrent=config.recurrent, layout=config.init_layout)
+        self.init_step = init_step(config.init)
         if width != config.width:
             raise UserError(f"--init {config.init} is a width-{width:g} network but the run trains width "
                             f"{config.width:g}; pass --width {width:g}")
@@ -318,6 +320,8 @@ class Trainer:
 
         metrics: dict[str, Any] = {**{f"train_{k}": v for k, v in self.last_metrics.items()},
                                    **{f"val_{k}": v for k, v in self.last_val.items()}}
+        if self.config.init:
+            metrics["init_step"] = self.init_step
         if self.replica_digests:
             metrics["replica_sha256"] = list(self.replica_digests)
         save_checkpoint(path, self.net, config=config_to_dict(self.config), step=self.step,
@@ -340,6 +344,7 @@ class Trainer:
         set_rng_state(rngs[self.ctx.rank] if self.ctx.rank < len(rngs) else rngs[0])
         metrics = payload.get("metrics", {})
         self.last_val = {k[4:]: v for k, v in metrics.items() if k.startswith("val_")}
+        self.init_step = int(metrics.get("init_step", 0))  # as at the run's start, not as the file is now
         log.info("resumed %s at step %d", path, self.step)
 
     # ------------------------------------------------------------------ checks the loop makes
