@@ -222,3 +222,17 @@ def test_load_ground_truth_explains_the_layout(small_clip, tmp_path):
         (out / sub).rmdir()
     with pytest.raises(UserError, match="no flow_bw or valid_bw"):
         load_ground_truth(out)
+
+
+def test_motion_at_speed_scales_every_speed_and_keeps_the_bounds():
+    from stablestyle.synthetic import MotionConfig
+
+    base = MotionConfig()
+    fast = base.at_speed(12.0)
+    assert fast.max_speed == 12.0 and fast.fg_max_speed == pytest.approx(3 * base.fg_max_speed)
+    assert fast.max_zoom_speed == pytest.approx(3 * base.max_zoom_speed)
+    assert fast.max_rotation_speed == pytest.approx(3 * base.max_rotation_speed)
+    assert (fast.max_zoom, fast.max_rotation, fast.fill) == (base.max_zoom, base.max_rotation, base.fill)
+    for bad in (0, -2.0, float("inf")):
+        with pytest.raises(UserError, match="max_speed"):
+            base.at_speed(bad)

@@ -413,6 +413,24 @@ def test_context_margin_run_crops_larger_and_feeds_the_loss_the_centre(assets, c
             tiny_config(assets, content_dir, tmp_path / "bad", context_margin=True, **bad).validate()
 
 
+def test_max_speed_reaches_the_still_clips(assets, content_dir, tmp_path):
+    """--max-speed bounds the camera pan of the training clips (the validation clip keeps its motion)."""
+    speeds = {}
+    for speed in (4.0, 16.0):
+        config = tiny_config(assets, content_dir, tmp_path / f"run{speed:g}", steps=1, max_speed=speed)
+        trainer = Trainer(config, loss_net=StandInEncoder(), quiet=True)
+        assert trainer.dataset.motion.max_speed == speed
+        flows = [trainer.dataset.get(i, 0)["flow_bw"][1:] for i in range(len(trainer.dataset))]
+        speeds[speed] = float(torch.stack(flows).norm(dim=-3).mean())
+        val = trainer.validation_clip()["flow_bw"]
+        speeds.setdefault("val", float(val.norm(dim=-3).mean()))
+        assert float(val.norm(dim=-3).mean()) == speeds["val"]
+    assert speeds[16.0] > 2 * speeds[4.0]
+    for bad in (0.0, -1.0, float("nan"), 33.0):
+        with pytest.raises(UserError, match="max_speed must be"):
+            tiny_config(assets, content_dir, tmp_path / "bad", max_speed=bad).validate()
+
+
 def test_vflip_reaches_the_still_photos(assets, content_dir, tmp_path):
     config = tiny_config(assets, content_dir, tmp_path / "run", mode="perframe", seq_len=None, vflip=0.5)
     assert Trainer(config, loss_net=StandInEncoder(), quiet=True).dataset.vflip_prob == 0.5

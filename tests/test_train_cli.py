@@ -263,7 +263,7 @@ def test_divergence_is_one_line_and_the_rerun_says_what_to_do(assets, content_di
 
 @pytest.mark.parametrize("flag", ["--content-weight", "--style-weight", "--tv-weight", "--temporal-weight", "--seed",
                                   "--channels-last", "--log-every", "--sample-every", "--validate-every",
-                                  "--checkpoint-every", "--lr", "--steps", "--vflip",
+                                  "--checkpoint-every", "--lr", "--steps", "--vflip", "--max-speed",
                                   "--edge-margin", "--margin-in-training", "--context-margin"])
 def test_help_states_each_default(flag, capsys):
     from stablestyle.commands.train import FLAG_KEYS, config_default

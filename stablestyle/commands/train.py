@@ -20,7 +20,7 @@ HELP = "train a style network: --mode stable (recurrent + temporal loss) or perf
 FLAG_KEYS: dict[str, str] = {
     "style": "style", "content": "content", "video": "video", "mode": "mode", "out": "out",
     "steps": "steps", "device": "device", "width": "width", "crop": "crop", "batch": "batch",
-    "loss_margin": "loss_margin", "vflip": "vflip", "edge_margin": "edge_margin",
+    "loss_margin": "loss_margin", "vflip": "vflip", "max_speed": "max_speed", "edge_margin": "edge_margin",
     "margin_in_training": "margin_in_training", "context_margin": "context_margin",
     "seq_len": "seq_len", "amp": "amp", "workers": "num_workers", "lr": "lr", "seed": "seed",
     "style_size": "style_size", "content_layer": "content_layer", "style_layers": "style_layers",
@@ -78,6 +78,9 @@ def _data_arguments(g) -> None:
     g.add_argument("--vflip", type=float, metavar="P",
                    help="probability of turning a still photo upside down, so the net cannot learn that the "
                         f"top of a frame is sky (default {DEFAULT})")
+    g.add_argument("--max-speed", type=float, metavar="PX",
+                   help="fastest virtual-camera pan over the still photos, pixels per frame; the other speeds "
+                        f"scale along; raise it for footage with fast motion (default {DEFAULT})")
     g.add_argument("--flow-method", help=f"flow estimator for videos (default {DEFAULT})")
     g.add_argument("--val-image", help="image for the held-out validation clip (default: last content image)")
     g.add_argument("--val-frames", type=int, help=f"frames of the validation clip (default {DEFAULT})")

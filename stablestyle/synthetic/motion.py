@@ -9,6 +9,7 @@ the ``B^L_t`` of :mod:`stablestyle.synthetic.render`, which turns them into fram
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -76,6 +77,16 @@ class MotionConfig:
         bad = [s for s in self.fg_shapes if s not in ("rect", "ellipse")]
         if not self.fg_shapes or bad:
             raise UserError(f"motion fg_shapes must be a non-empty list of 'rect' / 'ellipse', got {self.fg_shapes!r}")
+
+    def at_speed(self, max_speed: float) -> MotionConfig:
+        """The same motion with the camera pan bounded by ``max_speed`` px per frame and every other
+        speed (foreground, zoom, rotation) scaled by the same factor."""
+        if not (isinstance(max_speed, (int, float)) and math.isfinite(max_speed) and max_speed > 0):
+            raise UserError(f"motion max_speed must be a finite number > 0, got {max_speed!r}")
+        k = max_speed / self.max_speed if self.max_speed else 1.0
+        return dataclasses.replace(self, max_speed=float(max_speed), fg_max_speed=self.fg_max_speed * k,
+                                   max_zoom_speed=self.max_zoom_speed * k,
+                                   max_rotation_speed=self.max_rotation_speed * k)
 
 
 @dataclass

@@ -60,6 +60,8 @@ class TrainConfig:
     """Fraction of training sequences drawn from ``video`` (when given); the rest are stills."""
     vflip: float = 0.0
     """Probability of turning a still photo upside down before it is cropped (breaks the sky-on-top prior)."""
+    max_speed: float = 4.0
+    """Fastest virtual-camera pan over the stills, px per frame (other speeds scale along; the val clip stays)."""
     flow_method: str = "dis"
     """Optical-flow estimator for video sequences (:data:`stablestyle.flow.FLOW_METHODS`)."""
     val_image: str | None = None
@@ -164,6 +166,8 @@ class TrainConfig:
             raise UserError(f"crop must be at least 16 pixels, got {self.crop}")
         if not 0.0 <= self.vflip <= 1.0:
             raise UserError(f"vflip is a probability, 0..1, got {self.vflip}")
+        if not (0 < self.max_speed <= self.crop and math.isfinite(self.max_speed)):
+            raise UserError(f"max_speed must be 0..crop ({self.crop}) px per frame, got {self.max_speed}")
         _check_margins(self)
         if self.style_size is not None and not 16 <= self.style_size <= 16384:
             raise UserError(f"style_size must be 16..16384 pixels (or unset), got {self.style_size}")
@@ -238,30 +242,17 @@ def _coerce(value: Any, tp: Any, name: str, source: str) -> Any:
         if isinstance(value, bool):
             return value
         raise bad
-    if tp is int:
-        if isinstance(value, bool):
+    if tp in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise bad
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
+        if tp is int and isinstance(value, float):
+            if value.is_integer():
                 return int(value)
-            except ValueError:
-                raise bad from None
-        raise bad
-    if tp is float:
-        if isinstance(value, bool):
             raise bad
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                raise bad from None
-        raise bad
+        try:
+            return tp(value)
+        except ValueError:
+            raise bad from None
     if tp is str:
         if isinstance(value, (str, os.PathLike)):
             return str(value)

@@ -167,9 +167,11 @@ def build_dataset(config: TrainConfig, stills: Sequence[Path], quiet: bool = Tru
     named in the error when no still is usable because of it.
     """
     from ..data import build_training_data
+    from ..synthetic import MotionConfig
 
     return build_training_data([str(p) for p in stills], list(config.video), seq_len=config.sequence_length,
                                crop=config.data_crop, video_ratio=config.video_ratio, vflip_prob=config.vflip,
+                               motion=MotionConfig().at_speed(config.max_speed),
                                flow_method=config.flow_method, seed=config.seed, quiet=quiet, held_out=held_out)
 
 
