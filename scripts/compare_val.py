@@ -53,9 +53,9 @@ def _read_run(folder: Path) -> tuple[dict[int, dict[str, float]], dict]:
             rows = {int(r["step"]): {k: float(v) for k, v in r.items() if k != "step"} for r in csv.DictReader(fh)}
         config = yaml.safe_load((folder / "config.yaml").read_text())
     except (OSError, KeyError, ValueError) as exc:
-        raise SystemExit(f"error: {folder} is not a run folder with val.csv and config.yaml ({exc})") from None
+        raise ValueError(f"{folder} is not a run folder with val.csv and config.yaml ({exc})") from None
     if not rows:
-        raise SystemExit(f"error: {folder}/val.csv has no validation rows yet")
+        raise ValueError(f"{folder}/val.csv has no validation rows yet")
     return rows, config
 
 
@@ -74,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         if not folder:
             print(f"error: give NAME=RUN_DIR, got {spec!r}", file=sys.stderr)
             return 2
-        rows[name], configs[name] = _read_run(Path(folder))
+        try:
+            rows[name], configs[name] = _read_run(Path(folder))
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     names = list(rows)
     if len(names) != 2:
         print("error: give the two runs different names", file=sys.stderr)

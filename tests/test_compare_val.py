@@ -65,5 +65,5 @@ def test_a_wrong_run_is_one_line_and_writes_nothing(tmp_path, bad):
     out = tmp_path / "ab.json"
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "compare_val.py"), f"a={good}", second,
                            "-o", str(out)], capture_output=True, text=True)
-    assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert proc.stderr.startswith("error:") and not out.exists()
