@@ -16,8 +16,11 @@
 #
 #   SCALE=cpu  (default) width 0.5, batch 4, channels-last, bf16 on CPUs that compute it natively (AMX /
 #              AVX512-BF16; elsewhere fp32: emulated bf16 is far slower); crops 128 / WIDE_CROP (256) / 128 px;
-#              BASE_STEPS=4000, PERFRAME_STEPS=2500, STABLE_STEPS=400, STABLE_LR=3e-4,
-#              TEMPORAL_WEIGHT=800, MAX_SPEED=16 (the A/Bs behind each are in docs/MODELS.md).
+#              BASE_STEPS=4000, PERFRAME_STEPS=2500, STABLE_STEPS=400, STABLE_LR=3e-4, MAX_SPEED=16
+#              (the A/Bs behind each are in docs/MODELS.md).
+#   TEMPORAL_WEIGHT  the stable stage's temporal weight for every style; unset: each style's `temporal` in
+#              configs/style_weights.yaml (400 where it has none): the weight that keeps style within 1.2x of
+#              the per-frame twin differs per style.
 #   SCALE=gpu  width 1.0, crops 256 / WIDE_CROP (320) / 256 px, BASE_STEPS=40000 (Johnson et al.'s scale),
 #              PERFRAME_STEPS=10000, STABLE_STEPS=1000, MAX_SPEED=32 (the same motion at twice the crop).
 #   TIME_LIMIT (e.g. 80m) stops each run with a resumable last.pt; the next call resumes it.
@@ -59,7 +62,7 @@ case "${SCALE:-cpu}" in
                --log-every 100 --sample-every 2000 --validate-every 2000 --checkpoint-every 1000) ;;
   *) echo "SCALE must be cpu or gpu" >&2; exit 2 ;;
 esac
-TEMPORAL_WEIGHT=${TEMPORAL_WEIGHT:-800}; STABLE_LR=${STABLE_LR:-3e-4}
+STABLE_LR=${STABLE_LR:-3e-4}
 LIMIT=(); [ -n "${TIME_LIMIT:-}" ] && LIMIT=(--time-limit "$TIME_LIMIT")
 
 weights() {  # the style's loss weights from configs/style_weights.yaml as flags
@@ -67,6 +70,14 @@ weights() {  # the style's loss weights from configs/style_weights.yaml as flags
 import sys, yaml
 w = yaml.safe_load(open("configs/style_weights.yaml"))[sys.argv[1]]
 print(f"--content-weight {w['content']} --style-weight {w['style']} --tv-weight {w['tv']}")
+EOF
+}
+
+temporal_of() {  # the style's stable-stage temporal weight: $TEMPORAL_WEIGHT, else configs/style_weights.yaml's, else 400
+  [ -n "${TEMPORAL_WEIGHT:-}" ] && { echo "$TEMPORAL_WEIGHT"; return; }
+  "$PY" - "$1" <<'EOF'
+import sys, yaml
+print(yaml.safe_load(open("configs/style_weights.yaml"))[sys.argv[1]].get("temporal", 400))
 EOF
 }
 
@@ -115,7 +126,7 @@ for style in "${STYLES[@]}"; do
     --crop "$WIDE_CROP" --loss-margin 64
   done_stage "$style-perframe" "$PF_STEPS" || { echo "$style-perframe not finished yet"; continue; }
   run "$style-stable" "$ST_STEPS" "$(weights_of "$style-perframe")" "${base[@]}" --width $full --mode stable \
-    "${clips[@]}" --crop $CROP --temporal-weight "$TEMPORAL_WEIGHT" --lr "$STABLE_LR" --max-speed "$SPEED"
+    "${clips[@]}" --crop $CROP --temporal-weight "$(temporal_of "$style")" --lr "$STABLE_LR" --max-speed "$SPEED"
   [ -n "${SMALL:-}" ] || continue
   # the -small nets are distilled from the finished full-width pair (docs/MODELS.md): same look, faster steps
   done_stage "$style-stable" "$ST_STEPS" || { echo "$style-stable not finished yet"; continue; }

@@ -61,14 +61,14 @@ os.execv({python!r}, [{python!r}, *args])
 """
 
 
-def _train_bundled(tmp_path, assets, **extra):
+def _train_bundled(tmp_path, assets, style="scream", **extra):
     fake = tmp_path / "python"
     fake.write_text(FAKE_TRAIN.format(python=sys.executable))
     fake.chmod(0o755)
     runs, log = tmp_path / "runs", tmp_path / "train.log"
     env = {"PATH": "/usr/bin:/bin", "PYTHON": str(fake), "STABLESTYLE_ASSETS": str(assets), "TRAIN_LOG": str(log),
            "WIP": str(tmp_path / "wip"), "HOME": str(tmp_path), **extra}
-    out = subprocess.run(["bash", str(ROOT / "scripts" / "train_bundled.sh"), str(runs), "scream"], cwd=ROOT,
+    out = subprocess.run(["bash", str(ROOT / "scripts" / "train_bundled.sh"), str(runs), style], cwd=ROOT,
                          capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     calls = [line.split() for line in log.read_text().splitlines()] if log.exists() else []
@@ -99,6 +99,15 @@ def test_train_bundled_runs_the_three_stages_and_distils_the_small_pair(assets, 
     # a second call finds every run finished and trains nothing
     _, again = _train_bundled(tmp_path, assets, SMALL="1")
     assert len(again) == 5
+
+
+@pytest.mark.parametrize("style, env, weight", [("udnie", {}, "200"), ("WomenHat", {}, "400"),
+                                                ("udnie", {"TEMPORAL_WEIGHT": "300"}, "300")])
+def test_the_stable_stage_takes_each_styles_temporal_weight(assets, tmp_path, style, env, weight):
+    """configs/style_weights.yaml's `temporal` per style (400 where it has none); TEMPORAL_WEIGHT overrides."""
+    _, calls = _train_bundled(tmp_path, assets, style=style, BASE_STEPS="2", PERFRAME_STEPS="2", **env)
+    assert [_flag(c, "--mode") for c in calls] == ["perframe", "perframe", "stable"]
+    assert _flag(calls[2], "--temporal-weight") == weight
 
 
 def test_train_bundled_continues_from_models_wip_without_run_folders(assets, tmp_path):
