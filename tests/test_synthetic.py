@@ -227,7 +227,11 @@ def test_load_ground_truth_explains_the_layout(small_clip, tmp_path):
 def test_motion_at_speed_scales_every_speed_and_keeps_the_bounds():
     from stablestyle.synthetic import MotionConfig
 
+    from stablestyle.training import TrainConfig
+
     base = MotionConfig()
+    # runs saved before --max-speed existed resume with the default: the same clips as before
+    assert base.at_speed(TrainConfig().max_speed) == base
     fast = base.at_speed(12.0)
     assert fast.max_speed == 12.0 and fast.fg_max_speed == pytest.approx(3 * base.fg_max_speed)
     assert fast.max_zoom_speed == pytest.approx(3 * base.max_zoom_speed)
