@@ -26,7 +26,8 @@
 #   TIME_LIMIT (e.g. 80m) stops each run with a resumable last.pt; the next call resumes it.
 #   SMALL=1    also the quarter-width <style>-small nets, distilled (--teacher) once the full-width pair is finished:
 #              <style>-small-perframe from <style>-perframe, then <style>-small-stable warm-started from it and
-#              distilled from <style>-stable (SMALL_PERFRAME_STEPS / SMALL_STABLE_STEPS, cpu 4000 / 2000).
+#              distilled from <style>-stable (SMALL_PERFRAME_STEPS / SMALL_STABLE_STEPS, cpu 2800 / 1000: the steps behind
+#              scream-small's pair, docs/MODELS.md).
 #
 # A run that must continue on another machine: `python scripts/bundle_models.py RUNS --wip models-wip`
 # and commit models-wip/ (fp16 weights + step, no optimiser state); on a machine without the run folder
@@ -51,7 +52,7 @@ case "${SCALE:-cpu}" in
        BASE_CROP=128; WIDE_CROP=${WIDE_CROP:-256}; CROP=128
        BASE_STEPS=${BASE_STEPS:-4000}; PF_STEPS=${PERFRAME_STEPS:-2500}; ST_STEPS=${STABLE_STEPS:-400}
        SPEED=${MAX_SPEED:-16}
-       SMALL_PF_STEPS=${SMALL_PERFRAME_STEPS:-4000}; SMALL_ST_STEPS=${SMALL_STABLE_STEPS:-2000}
+       SMALL_PF_STEPS=${SMALL_PERFRAME_STEPS:-2800}; SMALL_ST_STEPS=${SMALL_STABLE_STEPS:-1000}
        COMMON=(--batch 4 --device cpu --amp "$AMP" --channels-last --workers 1
                --log-every 20 --sample-every 500 --validate-every 1000 --checkpoint-every 200) ;;
   gpu) BASE_CROP=256; WIDE_CROP=${WIDE_CROP:-320}; CROP=256
@@ -65,19 +66,13 @@ esac
 STABLE_LR=${STABLE_LR:-3e-4}
 LIMIT=(); [ -n "${TIME_LIMIT:-}" ] && LIMIT=(--time-limit "$TIME_LIMIT")
 
-weights() {  # the style's loss weights from configs/style_weights.yaml as flags
-  "$PY" - "$1" <<'EOF'
+weights() {  # the style's loss weights from configs/style_weights.yaml as flags, and its stable-stage
+  # --temporal-weight: $TEMPORAL_WEIGHT, else the yaml's `temporal`, else 400
+  "$PY" - "$1" "${TEMPORAL_WEIGHT:-}" <<'EOF'
 import sys, yaml
 w = yaml.safe_load(open("configs/style_weights.yaml"))[sys.argv[1]]
-print(f"--content-weight {w['content']} --style-weight {w['style']} --tv-weight {w['tv']}")
-EOF
-}
-
-temporal_of() {  # the style's stable-stage temporal weight: $TEMPORAL_WEIGHT, else configs/style_weights.yaml's, else 400
-  [ -n "${TEMPORAL_WEIGHT:-}" ] && { echo "$TEMPORAL_WEIGHT"; return; }
-  "$PY" - "$1" <<'EOF'
-import sys, yaml
-print(yaml.safe_load(open("configs/style_weights.yaml"))[sys.argv[1]].get("temporal", 400))
+print(f"--content-weight {w['content']} --style-weight {w['style']} --tv-weight {w['tv']}",
+      f"--temporal-weight {sys.argv[2] or w.get('temporal', 400)}")
 EOF
 }
 
@@ -117,6 +112,7 @@ mkdir -p "$RUNS"
 for style in "${STYLES[@]}"; do
   # shellcheck disable=SC2207
   W=($(weights "$style"))
+  TW=("${W[@]:6:2}"); W=("${W[@]:0:6}")  # the temporal weight is the stable stage's alone
   full=0.5; [ "${SCALE:-cpu}" = gpu ] && full=1.0
   base=(--style "$ASSETS/styles/$style.jpg" "${CONTENT[@]}" "${COMMON[@]}" "${W[@]}" --vflip 0.5)
   clips=(--seq-len 4 --video "$BIKES" --video "$BBB" --video-ratio 0.3)
@@ -126,7 +122,7 @@ for style in "${STYLES[@]}"; do
     --crop "$WIDE_CROP" --loss-margin 64
   done_stage "$style-perframe" "$PF_STEPS" || { echo "$style-perframe not finished yet"; continue; }
   run "$style-stable" "$ST_STEPS" "$(weights_of "$style-perframe")" "${base[@]}" --width $full --mode stable \
-    "${clips[@]}" --crop $CROP --temporal-weight "$(temporal_of "$style")" --lr "$STABLE_LR" --max-speed "$SPEED"
+    "${clips[@]}" --crop $CROP "${TW[@]}" --lr "$STABLE_LR" --max-speed "$SPEED"
   [ -n "${SMALL:-}" ] || continue
   # the -small nets are distilled from the finished full-width pair (docs/MODELS.md): same look, faster steps
   done_stage "$style-stable" "$ST_STEPS" || { echo "$style-stable not finished yet"; continue; }

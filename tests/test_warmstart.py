@@ -62,7 +62,7 @@ def test_fast_neural_style_checkpoint_written_by_the_test_becomes_a_stable_model
     path = tmp_path / "candy.pth"
     torch.save(state, path)  # a bare state dict, as pytorch/examples' neural_style.py saves it
 
-    adapted, width, layout = load_init_state(path, recurrent=True)
+    adapted, width, layout, _ = load_init_state(path, recurrent=True)
     assert (width, layout) == (1.0, "fast_neural_style")
     stable = TransformerNet(width=1.0, recurrent=True)
     stable.load_state_dict(adapted)
@@ -79,7 +79,7 @@ def test_a_stablestyle_checkpoint_is_read_as_stablestyle(tmp_path):
     net = _net(width=0.5)
     path = tmp_path / "perframe.pt"
     save_checkpoint(path, net, config={}, step=1, style_sha256=None)
-    adapted, width, layout = load_init_state(path, recurrent=True)
+    adapted, width, layout, _ = load_init_state(path, recurrent=True)
     assert (width, layout) == (0.5, "stablestyle")
     torch.testing.assert_close(adapted["conv1.conv2d.weight"][:, :3], net.state_dict()["conv1.conv2d.weight"])
 
@@ -173,16 +173,15 @@ def test_a_runs_last_checkpoint_with_numpy_rng_state_initialises(tmp_path):
 
     net = _net(width=0.25)
     save_checkpoint(tmp_path / "last.pt", net, training_state={"numpy_rng": np.random.get_state()})
-    state, width, layout = load_init_state(tmp_path / "last.pt", recurrent=False)
+    state, width, layout, _ = load_init_state(tmp_path / "last.pt", recurrent=False)
     assert width == 0.25 and layout == "stablestyle"
     torch.testing.assert_close(state["conv1.conv2d.weight"], net.state_dict()["conv1.conv2d.weight"])
 
 
 def test_init_step_is_a_stablestyle_checkpoints_step_and_zero_for_other_layouts(tmp_path):
     from stablestyle.checkpoint import save_checkpoint
-    from stablestyle.models.warmstart import init_step
 
     save_checkpoint(tmp_path / "ours.pt", TransformerNet(width=0.25, recurrent=False), step=1234)
     torch.save(TransformerNet(width=0.25, recurrent=False).state_dict(), tmp_path / "bare.pth")
-    assert init_step(tmp_path / "ours.pt") == 1234
-    assert init_step(tmp_path / "bare.pth") == 0
+    assert load_init_state(tmp_path / "ours.pt", recurrent=True).step == 1234
+    assert load_init_state(tmp_path / "bare.pth", recurrent=True).step == 0

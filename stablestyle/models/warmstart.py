@@ -29,13 +29,14 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
 from ..errors import UserError
 from .transformer import BASE_CHANNELS, TransformerNet, scaled_channels
 
-__all__ = ["FNS_OUTPUT_GAIN", "detect_layout", "adapt_state_dict", "load_init_state", "width_of"]
+__all__ = ["FNS_OUTPUT_GAIN", "InitWeights", "detect_layout", "adapt_state_dict", "load_init_state", "width_of"]
 
 #: Slope applied to fast_neural_style's output (in units of 255) before our sigmoid.
 FNS_OUTPUT_GAIN = 5.0
@@ -100,17 +101,20 @@ def adapt_state_dict(state: Mapping[str, torch.Tensor], *, recurrent: bool,
     return out
 
 
-def init_step(path: str | os.PathLike) -> int:
-    """The training step recorded in ``path`` (a stablestyle checkpoint or run folder); 0 for other layouts.
+class InitWeights(NamedTuple):
+    """What :func:`load_init_state` read: weights that fit ``TransformerNet(width, recurrent)``."""
 
-    A run that continues a stage from its own saved weights counts its steps on
-    from this number (``scripts/bundle_models.py --wip``).
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "final.pt"
-    payload = _payload_from_file(path)
-    step = payload.get("step", 0) if detect_layout(payload) == "stablestyle" else 0
+    state: dict[str, torch.Tensor]
+    width: float
+    layout: str
+    #: the training step recorded in a stablestyle checkpoint; 0 for other layouts.  A run that
+    #: continues a stage from its own saved weights counts its steps on from it
+    #: (``scripts/bundle_models.py --wip``).
+    step: int
+
+
+def _step_of(payload: Mapping, layout: str) -> int:
+    step = payload.get("step", 0) if layout == "stablestyle" else 0
     return step if isinstance(step, int) and not isinstance(step, bool) and step > 0 else 0
 
 
@@ -137,12 +141,11 @@ def _state_of(payload: Mapping, path: Path) -> Mapping[str, torch.Tensor]:
 
 
 def load_init_state(path: str | os.PathLike, *, recurrent: bool,
-                    layout: str = "auto") -> tuple[dict[str, torch.Tensor], float, str]:
+                    layout: str = "auto") -> InitWeights:
     """Read ``path`` (a ``.pt`` file or a run folder's ``final.pt``) as initial weights.
 
     ``layout``: ``"auto"`` (:func:`detect_layout`), ``"stablestyle"`` or
-    ``"fast_neural_style"``.  Returns ``(state_dict, width, layout)``: the
-    state dict fits ``TransformerNet(width, recurrent)`` (checked by loading it
+    ``"fast_neural_style"``.  Returns :class:`InitWeights`: the state dict fits ``TransformerNet(width, recurrent)`` (checked by loading it
     into one); non-finite weights are refused.
     """
     path = Path(path)
@@ -163,4 +166,4 @@ def load_init_state(path: str | os.PathLike, *, recurrent: bool,
     except RuntimeError as exc:
         raise UserError(f"--init {path}: the weights do not fit a width-{width:g} network "
                         f"({str(exc).splitlines()[0]})") from exc
-    return adapted, width, layout
+    return InitWeights(adapted, width, layout, _step_of(payload, detect_layout(payload)))

@@ -162,11 +162,11 @@ class Trainer:
 
     def _load_init(self, net: nn.Module) -> None:
         """Start from ``config.init`` (a warm start; :mod:`stablestyle.models.warmstart`)."""
-        from ..models.warmstart import init_step, load_init_state
+        from ..models.warmstart import load_init_state
 
         config = self.config
-        state, width, layout = load_init_state(config.init, recurrent=config.recurrent, layout=config.init_layout)
-        self.init_step = init_step(config.init)
+        state, width, layout, self.init_step = load_init_state(config.init, recurrent=config.recurrent,
+                                                               layout=config.init_layout)
         if width != config.width:
             raise UserError(f"--init {config.init} is a width-{width:g} network but the run trains width "
                             f"{config.width:g}; pass --width {width:g}")
