@@ -20,7 +20,8 @@
 #              (the A/Bs behind each are in docs/MODELS.md).
 #   TEMPORAL_WEIGHT  the stable stage's temporal weight for every style; unset: each style's `temporal` in
 #              configs/style_weights.yaml (400 where it has none): the weight that keeps style within 1.2x of
-#              the per-frame twin differs per style.
+#              the per-frame twin differs per style; the stage's style weight is the yaml's `stable_style`
+#              where a style has one (raised against a high temporal weight), else its style weight.
 #   SCALE=gpu  width 1.0, crops 256 / WIDE_CROP (320) / 256 px, BASE_STEPS=40000 (Johnson et al.'s scale),
 #              PERFRAME_STEPS=10000, STABLE_STEPS=1000, MAX_SPEED=32 (the same motion at twice the crop).
 #   TIME_LIMIT (e.g. 80m) stops each run with a resumable last.pt; the next call resumes it.
@@ -66,13 +67,13 @@ esac
 STABLE_LR=${STABLE_LR:-3e-4}
 LIMIT=(); [ -n "${TIME_LIMIT:-}" ] && LIMIT=(--time-limit "$TIME_LIMIT")
 
-weights() {  # the style's loss weights from configs/style_weights.yaml as flags, and its stable-stage
-  # --temporal-weight: $TEMPORAL_WEIGHT, else the yaml's `temporal`, else 400
+weights() {  # the style's weights from configs/style_weights.yaml: content, style, tv, then the stable stage's
+  # temporal weight ($TEMPORAL_WEIGHT, else the yaml's `temporal`, else 400) and style weight (`stable_style`,
+  # else the style weight)
   "$PY" - "$1" "${TEMPORAL_WEIGHT:-}" <<'EOF'
 import sys, yaml
 w = yaml.safe_load(open("configs/style_weights.yaml"))[sys.argv[1]]
-print(f"--content-weight {w['content']} --style-weight {w['style']} --tv-weight {w['tv']}",
-      f"--temporal-weight {sys.argv[2] or w.get('temporal', 400)}")
+print(w["content"], w["style"], w["tv"], sys.argv[2] or w.get("temporal", 400), w.get("stable_style", w["style"]))
 EOF
 }
 
@@ -110,25 +111,26 @@ run() {  # run NAME STEPS INIT ARGS...: resume RUNS/NAME, else continue from mod
 
 mkdir -p "$RUNS"
 for style in "${STYLES[@]}"; do
-  # shellcheck disable=SC2207
-  W=($(weights "$style"))
-  TW=("${W[@]:6:2}"); W=("${W[@]:0:6}")  # the temporal weight is the stable stage's alone
+  read -r content style_w tv temporal stable_style <<<"$(weights "$style")"
+  W=(--content-weight "$content" --style-weight "$style_w" --tv-weight "$tv")
+  # the stable stage's own: its temporal weight, and a style weight that may be raised against it
+  SW=(--content-weight "$content" --style-weight "$stable_style" --tv-weight "$tv" --temporal-weight "$temporal")
   full=0.5; [ "${SCALE:-cpu}" = gpu ] && full=1.0
-  base=(--style "$ASSETS/styles/$style.jpg" "${CONTENT[@]}" "${COMMON[@]}" "${W[@]}" --vflip 0.5)
+  base=(--style "$ASSETS/styles/$style.jpg" "${CONTENT[@]}" "${COMMON[@]}" --vflip 0.5)
   clips=(--seq-len 4 --video "$BIKES" --video "$BBB" --video-ratio 0.3)
-  run "$style-base" "$BASE_STEPS" "" "${base[@]}" --width $full --mode perframe --crop $BASE_CROP
+  run "$style-base" "$BASE_STEPS" "" "${base[@]}" "${W[@]}" --width $full --mode perframe --crop $BASE_CROP
   done_stage "$style-base" "$BASE_STEPS" || { echo "$style-base not finished yet"; continue; }
-  run "$style-perframe" "$PF_STEPS" "$(weights_of "$style-base")" "${base[@]}" --width $full --mode perframe \
-    --crop "$WIDE_CROP" --loss-margin 64
+  run "$style-perframe" "$PF_STEPS" "$(weights_of "$style-base")" "${base[@]}" "${W[@]}" --width $full \
+    --mode perframe --crop "$WIDE_CROP" --loss-margin 64
   done_stage "$style-perframe" "$PF_STEPS" || { echo "$style-perframe not finished yet"; continue; }
-  run "$style-stable" "$ST_STEPS" "$(weights_of "$style-perframe")" "${base[@]}" --width $full --mode stable \
-    "${clips[@]}" --crop $CROP "${TW[@]}" --lr "$STABLE_LR" --max-speed "$SPEED"
+  run "$style-stable" "$ST_STEPS" "$(weights_of "$style-perframe")" "${base[@]}" "${SW[@]}" --width $full \
+    --mode stable "${clips[@]}" --crop $CROP --lr "$STABLE_LR" --max-speed "$SPEED"
   [ -n "${SMALL:-}" ] || continue
   # the -small nets are distilled from the finished full-width pair (docs/MODELS.md): same look, faster steps
   done_stage "$style-stable" "$ST_STEPS" || { echo "$style-stable not finished yet"; continue; }
-  run "$style-small-perframe" "$SMALL_PF_STEPS" "" "${base[@]}" --width 0.25 --mode perframe --crop $CROP \
+  run "$style-small-perframe" "$SMALL_PF_STEPS" "" "${base[@]}" "${W[@]}" --width 0.25 --mode perframe --crop $CROP \
     --teacher "$(weights_of "$style-perframe")"
   done_stage "$style-small-perframe" "$SMALL_PF_STEPS" || { echo "$style-small-perframe not finished yet"; continue; }
-  run "$style-small-stable" "$SMALL_ST_STEPS" "$(weights_of "$style-small-perframe")" "${base[@]}" --width 0.25 \
-    --mode stable --crop $CROP "${clips[@]}" --max-speed "$SPEED" --teacher "$(weights_of "$style-stable")"
+  run "$style-small-stable" "$SMALL_ST_STEPS" "$(weights_of "$style-small-perframe")" "${base[@]}" "${W[@]}" \
+    --width 0.25 --mode stable --crop $CROP "${clips[@]}" --max-speed "$SPEED" --teacher "$(weights_of "$style-stable")"
 done

@@ -104,14 +104,18 @@ def test_train_bundled_runs_the_three_stages_and_distils_the_small_pair(assets, 
 @pytest.mark.parametrize("style, env", [("scream", {}), ("udnie", {}), ("WomenHat", {}),
                                         ("udnie", {"TEMPORAL_WEIGHT": "123"})])
 def test_the_stable_stage_takes_each_styles_temporal_weight(assets, tmp_path, style, env):
-    """configs/style_weights.yaml's `temporal` per style (400 where it has none); TEMPORAL_WEIGHT overrides."""
+    """configs/style_weights.yaml's `temporal` per style (400 where it has none; TEMPORAL_WEIGHT overrides) and
+    `stable_style` (the style weight where it has none) reach the stable stage alone."""
     import yaml
 
-    table = yaml.safe_load((ROOT / "configs" / "style_weights.yaml").read_text())
-    weight = env.get("TEMPORAL_WEIGHT") or str(table[style].get("temporal", 400))
+    table = yaml.safe_load((ROOT / "configs" / "style_weights.yaml").read_text())[style]
+    weight = env.get("TEMPORAL_WEIGHT") or str(table.get("temporal", 400))
     _, calls = _train_bundled(tmp_path, assets, style=style, BASE_STEPS="2", PERFRAME_STEPS="2", **env)
     assert [_flag(c, "--mode") for c in calls] == ["perframe", "perframe", "stable"]
     assert _flag(calls[2], "--temporal-weight") == weight
+    assert float(_flag(calls[2], "--style-weight")) == table.get("stable_style", table["style"])
+    assert [float(_flag(c, "--style-weight")) for c in calls[:2]] == [table["style"]] * 2
+    assert all(c.count("--style-weight") == 1 for c in calls)
 
 
 def test_train_bundled_continues_from_models_wip_without_run_folders(assets, tmp_path):

@@ -62,8 +62,16 @@ class QualityModel:
         return cls(name, Path(meta["path"]), net, style, size, file_sha256(meta["path"]))
 
 
+#: Keys of a style's entry that only the stable training stage reads (``scripts/train_bundled.sh``).
+STABLE_STAGE_KEYS = ("temporal", "stable_style")
+
+
 def load_style_weights(path: str | Path) -> dict[str, LossWeights]:
-    """``{style name: LossWeights}`` from a YAML map ``name: {content:, style:, tv:}``."""
+    """``{style name: LossWeights}`` from a YAML map ``name: {content:, style:, tv:}``.
+
+    The stable stage's own keys (:data:`STABLE_STAGE_KEYS`) are left out: models are measured under
+    the style's one objective, whatever weights their last training stage used.
+    """
     import yaml
 
     try:
@@ -73,7 +81,9 @@ def load_style_weights(path: str | Path) -> dict[str, LossWeights]:
     if not isinstance(data, Mapping) or not data:
         raise UserError(f"{path} must map style names to weights, e.g. scream: {{content: 1, style: 3, tv: 0.05}}")
     try:
-        return {str(name): LossWeights(**{**dict(w), "temporal": 0.0}) for name, w in data.items()}
+        return {str(name): LossWeights(**{**{k: v for k, v in dict(w).items() if k not in STABLE_STAGE_KEYS},
+                                          "temporal": 0.0})
+                for name, w in data.items()}
     except (TypeError, ValueError) as exc:
         raise UserError(f"{path}: {exc}") from None
 
