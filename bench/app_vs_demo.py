@@ -55,7 +55,11 @@ def time_app(work: Path, args) -> tuple[float, dict]:
         client.close()
     finally:
         server.send_signal(signal.SIGINT)
-        server.wait(timeout=120)
+        try:
+            server.wait(timeout=120)
+        except subprocess.TimeoutExpired:  # never leave a server behind (it holds the caller's pipes open)
+            server.kill()
+            server.wait()
     return seconds, status
 
 

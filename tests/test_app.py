@@ -224,3 +224,23 @@ def test_a_job_reports_progress_frame_by_frame_and_stops_when_told(bbb_clip, tmp
         run_job(bbb_clip, "bbb.mp4", "video", "scream", "stable", tmp_path / "stopped", limits=Limits(max_size=64),
                 fps=25.0, on_progress=stop_at_third)
     assert list(tmp_path.iterdir()) == [tmp_path / "done"]  # nothing of the stopped job, not even a temporary
+
+
+def test_the_app_stops_on_ctrl_c_even_when_started_with_sigint_ignored():
+    """A shell ignores SIGINT in background jobs and Python keeps that: the app restores Ctrl-C itself."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    server = subprocess.Popen([sys.executable, "-m", "stablestyle", "app", "--port", "0", "--device", "cpu"],
+                              cwd=Path(__file__).parents[1], stdout=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        assert server.stdout.readline().startswith("stablestyle app: http://")
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=120) == 130  # the CLI's "interrupted"
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()

@@ -34,6 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import logging
+    import signal
 
     from ..app.handlers import Api
     from ..app.limits import Limits
@@ -41,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import UserError
     from ..runtime import resolve_device
 
+    # the banner's "Ctrl-C stops it" holds however the app was started: a shell ignores SIGINT in what it puts
+    # in the background (`stablestyle app &`, nohup), and Python then never turns Ctrl-C into KeyboardInterrupt
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     limits = Limits(max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds, max_size=args.max_size,
                     **({} if args.workers is None else {"workers": args.workers}))
     api = Api(limits, device=resolve_device(args.device))
