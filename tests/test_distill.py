@@ -139,3 +139,43 @@ def test_cli_teacher_of_the_other_kind_is_a_one_line_error(assets, content_dir, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: --teacher ") and "--mode stable" in err[0], err
     assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_distill_temporal_adds_the_students_own_temporal_loss():
+    torch.manual_seed(0)
+    targets = torch.rand(2, 3, 3, 8, 8)
+    outputs = (targets + 0.25 * torch.randn_like(targets)).requires_grad_(True)
+    flow = torch.zeros(2, 3, 2, 8, 8)  # a still scene: the temporal loss is the frame-to-frame difference
+    mask = torch.ones(2, 3, 1, 8, 8)
+    plain, _ = distill_loss(outputs, targets)
+    loss, metrics = distill_loss(outputs, targets, temporal_weight=5.0, flow_bw=flow, mask=mask)
+    flicker = (outputs[:, 1:] - outputs[:, :-1]).square().mean()
+    assert float(metrics["temporal"]) == pytest.approx(float(flicker), rel=1e-5)
+    assert float(loss) == pytest.approx(float(plain) + 5.0 * float(flicker), rel=1e-5)
+    assert float(metrics["total"]) == float(loss) and float(metrics["distill"]) == float(plain)
+    # the gradient goes through the previous output too, and a step along it lowers the flicker
+    loss.backward()
+    step = (outputs - 0.02 * outputs.grad).detach()
+    assert float((step[:, 1:] - step[:, :-1]).square().mean()) < float(flicker)
+    with pytest.raises(ValueError, match="flow_bw and mask"):
+        distill_loss(outputs, targets, temporal_weight=5.0)
+
+
+def test_distill_temporal_needs_a_stable_distillation():
+    base = dict(style="s.jpg", content=["c"], out="o", crop=32)
+    for changes in ({"distill_temporal": 5.0}, {"distill_temporal": 5.0, "teacher": "scream", "mode": "perframe"},
+                    {"distill_temporal": -1.0, "teacher": "scream"}):
+        with pytest.raises(UserError, match="distill_temporal"):
+            TrainConfig(**base, **changes).validate()
+    TrainConfig(**base, teacher="scream", distill_temporal=5.0).validate()
+
+
+def test_stable_student_logs_its_temporal_term_in_the_total(assets, content_dir, tmp_path, teachers):
+    config = tiny_config(assets, content_dir, tmp_path / "student", mode="stable", teacher=str(teachers["stable"]),
+                         width=0.25, steps=4, distill_temporal=50.0)
+    Trainer(config, loss_net=CountingEncoder(), quiet=True).fit()
+    rows = read_log(tmp_path / "student" / "log.csv")
+    assert rows and "temporal" in rows[0] and "style" not in rows[0]
+    for row in rows:
+        assert float(row["temporal"]) > 0
+        assert float(row["total"]) == pytest.approx(float(row["distill"]) + 50.0 * float(row["temporal"]), rel=1e-4)

@@ -26,7 +26,7 @@ FLAG_KEYS: dict[str, str] = {
     "style_size": "style_size", "content_layer": "content_layer", "style_layers": "style_layers",
     "flow_method": "flow_method", "video_ratio": "video_ratio", "val_image": "val_image",
     "val_frames": "val_frames", "vgg_weights": "vgg_weights", "detach_previous": "detach_previous",
-    "init": "init", "init_layout": "init_layout", "teacher": "teacher",
+    "init": "init", "init_layout": "init_layout", "teacher": "teacher", "distill_temporal": "distill_temporal",
     "channels_last": "channels_last", "log_every": "log_every", "sample_every": "sample_every",
     "validate_every": "validate_every", "checkpoint_every": "checkpoint_every",
     "content_weight": "weights.content", "style_weight": "weights.style", "tv_weight": "weights.tv",
@@ -125,6 +125,9 @@ def _model_arguments(g) -> None:
                    help="distil: train the net to reproduce this model's output (a bundled name, checkpoint or "
                         "run folder; stable for --mode stable, per-frame for perframe) instead of the perceptual "
                         "losses, with no loss network: a fast way to make a narrower --width copy of a model")
+    g.add_argument("--distill-temporal", type=float, metavar="W",
+                   help="with --teacher and --mode stable: add W times the temporal loss of the net's own outputs "
+                        "to the distillation, for a student steadier than its teacher (default 0: none)")
 
 
 def _run_arguments(p: argparse.ArgumentParser) -> None:

@@ -99,6 +99,8 @@ class TrainConfig:
     """Initial weights: a checkpoint, run folder or fast_neural_style state dict (:mod:`..models.warmstart`)."""
     teacher: str | None = None
     """Distil: match this model's output instead of the perceptual losses (:mod:`stablestyle.training.distill`)."""
+    distill_temporal: float = 0.0
+    """With ``teacher`` in mode stable: weight of the student's own temporal loss added to the distillation."""
     init_layout: str = "auto"
     """Layout of ``init``: ``auto``, ``stablestyle`` or ``fast_neural_style``."""
     # --- optimisation
@@ -205,6 +207,8 @@ def _check_margins(config: TrainConfig) -> None:
         raise UserError("context_margin needs edge_margin > 0 and excludes margin_in_training and loss_margin")
     if config.teacher and (config.context_margin or config.loss_margin):
         raise UserError("teacher (distillation) has no loss window: it excludes context_margin and loss_margin")
+    if config.distill_temporal and not (config.teacher and config.recurrent and config.distill_temporal > 0):
+        raise UserError("distill_temporal must be > 0 and needs teacher (distillation) and mode stable")
 
 
 def config_to_dict(config: TrainConfig) -> dict[str, Any]:

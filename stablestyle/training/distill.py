@@ -8,7 +8,10 @@ forward pass.
 
 * The teacher runs as users run it (eval mode, its own edge margin), on the same training items, under no
   gradient. A recurrent teacher is unrolled over each sequence on its own previous outputs, so a recurrent
-  student learns the teacher's stable behaviour from its outputs (no flow, no temporal term).
+  student learns the teacher's stable behaviour from its outputs, with no temporal term by default.
+* ``distill_temporal`` (``--distill-temporal W``) adds ``W`` times the temporal loss of the student's own outputs
+  (the batch's flow and mask): a quarter-width per-frame twin distilled from a full-width one is itself steadier
+  than its teacher, so the stable student must be steadier than its own teacher to keep the pair's ratio.
 * Student and teacher must both be recurrent or both per-frame (:func:`load_teacher` says which to pass).
 * The student's validation still reports instability and the perceptual terms under the run's style, so a
   distilled run is measured like any other.
@@ -20,7 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from .objective import SequenceModel
+from .objective import SequenceModel, sequence_temporal
 
 
 def load_teacher(spec: str, *, recurrent: bool, device: torch.device) -> tuple[nn.Module, dict]:
@@ -47,12 +50,27 @@ def teacher_outputs(teacher: nn.Module, frames: torch.Tensor) -> torch.Tensor:
     return SequenceModel(teacher)(frames)
 
 
-def distill_loss(outputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def distill_loss(outputs: torch.Tensor, targets: torch.Tensor, *, temporal_weight: float = 0.0,
+                 flow_bw: torch.Tensor | None = None, mask: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """``(loss, metrics)``: the mean absolute difference of the student's ``outputs`` from the teacher's
     ``targets`` (same shape, images in ``[0, 1]``), computed in float32; ``metrics`` = detached ``distill`` and
-    ``total`` (the same value)."""
+    ``total``.
+
+    With ``temporal_weight > 0`` (sequences ``(B, T, 3, H, W)``, ``flow_bw`` and ``mask`` given) the loss adds
+    that weight times the temporal loss of the student's own outputs (:func:`~.objective.sequence_temporal`,
+    gradient through the previous output), reported as ``temporal``: a student steadier than its teacher.
+    """
     if outputs.shape != targets.shape:
         raise ValueError(f"student outputs {tuple(outputs.shape)} and teacher outputs {tuple(targets.shape)} "
                          "differ in shape")
     loss = (outputs.float() - targets.float()).abs().mean()
-    return loss, {"distill": loss.detach(), "total": loss.detach()}
+    metrics = {"distill": loss.detach()}
+    if temporal_weight > 0:
+        if flow_bw is None or mask is None or outputs.dim() != 5:
+            raise ValueError("a temporal term needs (B, T, 3, H, W) outputs with flow_bw and mask")
+        temporal = sequence_temporal(outputs, flow_bw, mask)
+        loss = loss + temporal_weight * temporal
+        metrics["temporal"] = temporal.detach()
+    metrics["total"] = loss.detach()
+    return loss, metrics

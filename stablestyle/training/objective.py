@@ -147,13 +147,21 @@ def sequence_terms(outputs: torch.Tensor, frames: torch.Tensor, perceptual: nn.M
         seen_in = seen_in[..., top:top + height, left:left + width]
     terms = dict(perceptual(seen_out, seen_in))
     if flow_bw is not None and mask is not None and t >= 2:
-        prev = outputs[:, :-1].flatten(0, 1)
-        if detach_previous:
-            prev = prev.detach()
-        # warping is an fp32 island (backward_warp upcasts internally)
-        warped = backward_warp(prev, flow_bw[:, 1:].flatten(0, 1).to(torch.float32))
-        terms["temporal"] = temporal_loss(outputs[:, 1:].flatten(0, 1), warped, mask[:, 1:].flatten(0, 1))
+        terms["temporal"] = sequence_temporal(outputs, flow_bw, mask, detach_previous=detach_previous)
     return terms
+
+
+def sequence_temporal(outputs: torch.Tensor, flow_bw: torch.Tensor, mask: torch.Tensor, *,
+                      detach_previous: bool = False) -> torch.Tensor:
+    """The temporal loss of ``outputs`` ``(B, T, 3, H, W)`` (``T >= 2``) over its ``T - 1`` frame pairs: each
+    output against the previous one warped by ``flow_bw`` ``(B, T, 2, H, W)``, weighted by ``mask``
+    ``(B, T, 1, H, W)`` (entry 0 of both unused)."""
+    prev = outputs[:, :-1].flatten(0, 1)
+    if detach_previous:
+        prev = prev.detach()
+    # warping is an fp32 island (backward_warp upcasts internally)
+    warped = backward_warp(prev, flow_bw[:, 1:].flatten(0, 1).to(torch.float32))
+    return temporal_loss(outputs[:, 1:].flatten(0, 1), warped, mask[:, 1:].flatten(0, 1))
 
 
 def sequence_loss(outputs: torch.Tensor, frames: torch.Tensor, perceptual: nn.Module, weights: LossWeights,

@@ -132,7 +132,7 @@ class Trainer:
         self.teacher: nn.Module | None = None
         if config.teacher:  # distillation: the teacher's output is the target (:mod:`.distill`)
             self.teacher = load_teacher(config.teacher, recurrent=config.recurrent, device=self.device)[0]
-            self.terms = ["distill"]
+            self.terms = ["distill"] + (["temporal"] if config.distill_temporal else [])
         self._val_clip: dict[str, torch.Tensor] | None = None
         self.last_metrics: dict[str, float] = {}
         self.last_val: dict[str, float] = {}
@@ -232,7 +232,8 @@ class Trainer:
         with self._autocast():
             outputs = self.model(frames)
             if self.teacher is not None:
-                return distill_loss(outputs, teacher_outputs(self.teacher, frames))
+                return distill_loss(outputs, teacher_outputs(self.teacher, frames), flow_bw=temporal.get("flow_bw"),
+                                    mask=temporal.get("mask"), temporal_weight=self.config.distill_temporal)
             return sequence_loss(outputs, frames, self.perceptual, self.weights, window=window, **temporal)
 
     def train_step(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
