@@ -28,7 +28,8 @@
 #   SMALL=1    also the quarter-width <style>-small nets, distilled (--teacher) once the full-width pair is finished:
 #              <style>-small-perframe from <style>-perframe, then <style>-small-stable warm-started from it and
 #              distilled from <style>-stable (SMALL_PERFRAME_STEPS / SMALL_STABLE_STEPS, cpu 2800 / 1000: the steps behind
-#              scream-small's pair, docs/MODELS.md).
+#              scream-small's pair, docs/MODELS.md), plus the student's own temporal loss at the yaml's
+#              `small_temporal` where a style has one (--distill-temporal).
 #
 # A run that must continue on another machine: `python scripts/bundle_models.py RUNS --wip models-wip`
 # and commit models-wip/ (fp16 weights + step, no optimiser state); on a machine without the run folder
@@ -69,11 +70,12 @@ LIMIT=(); [ -n "${TIME_LIMIT:-}" ] && LIMIT=(--time-limit "$TIME_LIMIT")
 
 weights() {  # the style's weights from configs/style_weights.yaml: content, style, tv, then the stable stage's
   # temporal weight ($TEMPORAL_WEIGHT, else the yaml's `temporal`, else 400) and style weight (`stable_style`,
-  # else the style weight)
+  # else the style weight), and the -small stable distillation's temporal weight (`small_temporal`, else 0)
   "$PY" - "$1" "${TEMPORAL_WEIGHT:-}" <<'EOF'
 import sys, yaml
 w = yaml.safe_load(open("configs/style_weights.yaml"))[sys.argv[1]]
-print(w["content"], w["style"], w["tv"], sys.argv[2] or w.get("temporal", 400), w.get("stable_style", w["style"]))
+print(w["content"], w["style"], w["tv"], sys.argv[2] or w.get("temporal", 400), w.get("stable_style", w["style"]),
+      w.get("small_temporal", 0))
 EOF
 }
 
@@ -111,7 +113,7 @@ run() {  # run NAME STEPS INIT ARGS...: resume RUNS/NAME, else continue from mod
 
 mkdir -p "$RUNS"
 for style in "${STYLES[@]}"; do
-  read -r content style_w tv temporal stable_style <<<"$(weights "$style")"
+  read -r content style_w tv temporal stable_style small_temporal <<<"$(weights "$style")"
   W=(--content-weight "$content" --style-weight "$style_w" --tv-weight "$tv")
   # the stable stage's own: its temporal weight, and a style weight that may be raised against it
   SW=(--content-weight "$content" --style-weight "$stable_style" --tv-weight "$tv" --temporal-weight "$temporal")
@@ -131,6 +133,8 @@ for style in "${STYLES[@]}"; do
   run "$style-small-perframe" "$SMALL_PF_STEPS" "" "${base[@]}" "${W[@]}" --width 0.25 --mode perframe --crop $CROP \
     --teacher "$(weights_of "$style-perframe")"
   done_stage "$style-small-perframe" "$SMALL_PF_STEPS" || { echo "$style-small-perframe not finished yet"; continue; }
+  DT=(); [ "$small_temporal" = 0 ] || DT=(--distill-temporal "$small_temporal")
   run "$style-small-stable" "$SMALL_ST_STEPS" "$(weights_of "$style-small-perframe")" "${base[@]}" "${W[@]}" \
-    --width 0.25 --mode stable --crop $CROP "${clips[@]}" --max-speed "$SPEED" --teacher "$(weights_of "$style-stable")"
+    --width 0.25 --mode stable --crop $CROP "${clips[@]}" --max-speed "$SPEED" --teacher "$(weights_of "$style-stable")" \
+    "${DT[@]}"
 done

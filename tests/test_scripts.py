@@ -118,6 +118,20 @@ def test_the_stable_stage_takes_each_styles_temporal_weight(assets, tmp_path, st
     assert all(c.count("--style-weight") == 1 for c in calls)
 
 
+@pytest.mark.parametrize("style", ["scream", "udnie", "WomenHat"])
+def test_the_small_stable_distillation_takes_each_styles_small_temporal(assets, tmp_path, style):
+    """configs/style_weights.yaml's `small_temporal` reaches the -small stable distillation alone, as
+    --distill-temporal; a style without it is distilled without the temporal term."""
+    import yaml
+
+    table = yaml.safe_load((ROOT / "configs" / "style_weights.yaml").read_text())[style]
+    _, calls = _train_bundled(tmp_path, assets, style=style, SMALL="1", BASE_STEPS="2", PERFRAME_STEPS="2")
+    assert [_flag(c, "--out").rsplit("/", 1)[1] for c in calls][-1] == f"{style}-small-stable"
+    assert all("--distill-temporal" not in c for c in calls[:-1])
+    expected = table.get("small_temporal")
+    assert _flag(calls[-1], "--distill-temporal") == (None if expected is None else str(expected))
+
+
 def test_train_bundled_continues_from_models_wip_without_run_folders(assets, tmp_path):
     """A stage whose models-wip file reached its steps is done; the next stage starts from that file."""
     wip = tmp_path / "wip"

@@ -62,8 +62,9 @@ class QualityModel:
         return cls(name, Path(meta["path"]), net, style, size, file_sha256(meta["path"]))
 
 
-#: Keys of a style's entry that only the stable training stage reads (``scripts/train_bundled.sh``).
-STABLE_STAGE_KEYS = ("temporal", "stable_style")
+#: Keys of a style's entry that only the stable training stages read (``scripts/train_bundled.sh``): the
+#: full-width stable stage's weights, and the temporal weight of the ``-small`` stable net's distillation.
+STABLE_STAGE_KEYS = ("temporal", "stable_style", "small_temporal")
 
 
 def load_style_weights(path: str | Path) -> dict[str, LossWeights]:
