@@ -81,3 +81,16 @@ def test_a_stranger_file_is_refused_without_running_code(bundle, tmp_path, capsy
     assert bundle.main(["--pick", str(picks)]) == 2
     assert not (tmp_path / "ran").exists()
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_the_committed_bundle_list_covers_every_bundled_name_with_the_right_kind(bundle):
+    """configs/bundle.yaml names a models-wip file of the right kind for every bundled model."""
+    from stablestyle.bundled import available
+
+    picks = bundle.read_picks(ROOT / "configs" / "bundle.yaml")
+    assert set(picks) == set(available())
+    for name, source in picks.items():
+        assert source.parent.name == "models-wip"
+        net, _ = load_checkpoint(source)
+        assert net.recurrent == (not name.endswith("-perframe")), name
+        assert net.width == (0.25 if name.endswith("-small") else 0.5), name
