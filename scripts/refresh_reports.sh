@@ -15,8 +15,9 @@
 #   ratios      reports/ratios.json                         (scripts/report_ratios.py, from all of the above)
 #
 # Usage: scripts/refresh_reports.sh [STEP ...]     (default: all, in the order above; on 2 CPU cores several
-#        hours, long_video and quality the longest).  QUALITY_SIZES (default 256,512) and QUALITY_PHOTOS
-#        (default 3) size the quality step.  Each step replaces its report only when its command succeeded.
+#        hours, long_video and quality the longest).  QUALITY_SIZES (default 256,512), QUALITY_PHOTOS
+#        (default 3) and QUALITY_ITERATIONS (optimisation length per size, default 256:500,512:200: at 512 px
+#        the curve only has to pass the models' losses) size the quality step.  Each step replaces its report only when its command succeeded.
 # Afterwards `pytest tests/test_readme_numbers.py` lists the README figures whose source values changed:
 # update the README (and docs/) from the new reports.
 set -euo pipefail
@@ -70,7 +71,7 @@ for step in "${STEPS[@]}"; do
     quality)
       models=(); for s in $STYLES; do models+=(--model "$s" --model "$s-perframe"); done
       "$PY" bench/quality.py "${models[@]}" --photos "${QUALITY_PHOTOS:-3}" --sizes "${QUALITY_SIZES:-256,512}" \
-        --iterations 500 --threads "$(nproc)" -o "$scratch"
+        --iterations "${QUALITY_ITERATIONS:-256:500,512:200}" --threads "$(nproc)" -o "$scratch"
       replace "$scratch" reports/quality/bundled ;;
     demo)
       "${SS[@]}" demo -o "$scratch" --overwrite

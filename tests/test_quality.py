@@ -133,3 +133,28 @@ def test_style_weights_leave_out_the_stable_stages_keys_and_refuse_unknown_ones(
     path.write_text("udnie: {content: 1, style: 4, tv: 0.05, stabel_style: 8}\n")
     with pytest.raises(UserError, match="stabel_style"):
         load_style_weights(path)
+
+
+def test_quality_bench_takes_an_optimisation_length_per_size(tmp_path, monkeypatch, capsys):
+    """`--iterations 32:3,48:2`: each size's curve has its own length (recorded in the report and the
+    cached curve); a size without a length, or a malformed spec, is a one-line error."""
+    import importlib.util
+    from pathlib import Path
+
+    monkeypatch.setenv("STABLESTYLE_CACHE", str(tmp_path / "cache"))
+    spec = importlib.util.spec_from_file_location("quality_bench", Path(__file__).parents[1] / "bench/quality.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    base = ["--model", "scream-small", "--photos", "1", "--sizes", "32,48", "--video", "", "-o", str(tmp_path / "q")]
+    assert bench.main(base + ["--iterations", "32:3,48:2"]) == 0
+    report = json.loads((tmp_path / "q/quality.json").read_text())
+    assert report["iterations"] == {"32": 3, "48": 2}
+    curves = sorted(len(json.loads(p.read_text())["curve"]) for p in (tmp_path / "cache/quality").glob("*.json"))
+    assert curves == [3, 4]  # iterations + 1 values each
+    assert set(report["optimisation"]["scream"]["48"][report["photos"][0]]["total_after"]) == {"0"}
+    for bad, message in (("32:3", "no optimisation length for 48 px"), ("32:x", "give N or SIZE:N"),
+                         ("0", "lengths must be >= 1")):
+        capsys.readouterr()
+        assert bench.main(base + ["--iterations", bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err

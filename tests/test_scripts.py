@@ -96,40 +96,39 @@ def test_train_bundled_runs_the_three_stages_and_distils_the_small_pair(assets, 
     assert _flag(calls[2], "--max-speed") == "16" and _flag(calls[2], "--steps") == "400"
     assert "--temporal-weight" not in calls[4] and "--max-speed" not in calls[0]
     assert _flag(calls[4], "--max-speed") == "16"
+    _assert_style_weights(calls, "scream")
     # a second call finds every run finished and trains nothing
     _, again = _train_bundled(tmp_path, assets, SMALL="1")
     assert len(again) == 5
 
 
-@pytest.mark.parametrize("style, env", [("scream", {}), ("udnie", {}), ("WomenHat", {}),
-                                        ("udnie", {"TEMPORAL_WEIGHT": "123"})])
-def test_the_stable_stage_takes_each_styles_temporal_weight(assets, tmp_path, style, env):
-    """configs/style_weights.yaml's `temporal` per style (400 where it has none; TEMPORAL_WEIGHT overrides) and
-    `stable_style` (the style weight where it has none) reach the stable stage alone."""
+def _assert_style_weights(calls, style, temporal=None):
+    """configs/style_weights.yaml's weights of ``style`` in a SMALL=1 run's five stages: `temporal` (400 where
+    it has none; ``temporal`` stands for TEMPORAL_WEIGHT) and `stable_style` (the style weight where it has
+    none) reach the stable stage alone; `small_temporal` reaches the -small stable distillation alone, as
+    --distill-temporal (a style without it is distilled without the temporal term)."""
     import yaml
 
     table = yaml.safe_load((ROOT / "configs" / "style_weights.yaml").read_text())[style]
-    weight = env.get("TEMPORAL_WEIGHT") or str(table.get("temporal", 400))
-    _, calls = _train_bundled(tmp_path, assets, style=style, BASE_STEPS="2", PERFRAME_STEPS="2", **env)
-    assert [_flag(c, "--mode") for c in calls] == ["perframe", "perframe", "stable"]
-    assert _flag(calls[2], "--temporal-weight") == weight
+    assert [_flag(c, "--out").rsplit("/", 1)[1] for c in calls] == [
+        f"{style}-{n}" for n in ("base", "perframe", "stable", "small-perframe", "small-stable")]
+    assert _flag(calls[2], "--temporal-weight") == (temporal or str(table.get("temporal", 400)))
+    assert all("--temporal-weight" not in c for i, c in enumerate(calls) if i != 2)
     assert float(_flag(calls[2], "--style-weight")) == table.get("stable_style", table["style"])
-    assert [float(_flag(c, "--style-weight")) for c in calls[:2]] == [table["style"]] * 2
+    assert [float(_flag(c, "--style-weight")) for i, c in enumerate(calls) if i != 2] == [table["style"]] * 4
     assert all(c.count("--style-weight") == 1 for c in calls)
-
-
-@pytest.mark.parametrize("style", ["scream", "udnie", "WomenHat"])
-def test_the_small_stable_distillation_takes_each_styles_small_temporal(assets, tmp_path, style):
-    """configs/style_weights.yaml's `small_temporal` reaches the -small stable distillation alone, as
-    --distill-temporal; a style without it is distilled without the temporal term."""
-    import yaml
-
-    table = yaml.safe_load((ROOT / "configs" / "style_weights.yaml").read_text())[style]
-    _, calls = _train_bundled(tmp_path, assets, style=style, SMALL="1", BASE_STEPS="2", PERFRAME_STEPS="2")
-    assert [_flag(c, "--out").rsplit("/", 1)[1] for c in calls][-1] == f"{style}-small-stable"
     assert all("--distill-temporal" not in c for c in calls[:-1])
     expected = table.get("small_temporal")
     assert _flag(calls[-1], "--distill-temporal") == (None if expected is None else str(expected))
+
+
+@pytest.mark.parametrize("style, env", [("WomenHat", {}), ("udnie", {"TEMPORAL_WEIGHT": "123"})])
+def test_each_styles_weights_reach_their_stages(assets, tmp_path, style, env):
+    """Each style's row is read (scream's in the three-stage test above; udnie's temporal weight is the same
+    as scream's, so its run checks the TEMPORAL_WEIGHT override instead): one run per case, each a few
+    seconds of interpreter starts."""
+    _, calls = _train_bundled(tmp_path, assets, style=style, SMALL="1", BASE_STEPS="2", PERFRAME_STEPS="2", **env)
+    _assert_style_weights(calls, style, temporal=env.get("TEMPORAL_WEIGHT"))
 
 
 def test_train_bundled_continues_from_models_wip_without_run_folders(assets, tmp_path):

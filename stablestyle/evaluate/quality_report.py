@@ -35,7 +35,7 @@ from ..losses import LossWeights, PerceptualLoss
 from ..video import load_style_image, read_image, to_tensor, to_uint8, write_image
 from .quality import equivalent_iterations, network_terms, optimization_curve
 
-__all__ = ["QualityModel", "load_style_weights", "resize_long_side", "measure_quality"]
+__all__ = ["QualityModel", "load_style_weights", "resize_long_side", "iterations_at", "measure_quality"]
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,19 @@ def resize_long_side(image: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(image, size=new, mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
 
 
+def iterations_at(iterations: int | Mapping[int, int], size: int) -> int:
+    """The optimisation length at ``size``: ``iterations`` itself, or its entry for ``size``.
+
+    A per-size map lets a larger size stop earlier: the curve only has to pass the models' losses
+    (``equivalent_iterations`` is ``inf`` where it never does, and the report says so).
+    """
+    if isinstance(iterations, Mapping):
+        if size not in iterations:
+            raise UserError(f"no optimisation length for {size} px (given for {', '.join(map(str, iterations))} px)")
+        return int(iterations[size])
+    return int(iterations)
+
+
 def _curve_key(style_sha: str, weights: LossWeights, photo: Path, size: int, iterations: int, style_size) -> str:
     text = json.dumps([style_sha, weights.as_dict(), photo.name, file_sha256(photo), size, iterations, style_size])
     return hashlib.sha256(text.encode()).hexdigest()[:24]
@@ -117,16 +130,20 @@ def cached_curve(cache: Path, loss: PerceptualLoss, content: torch.Tensor, weigh
 
 
 def measure_quality(models: Sequence[QualityModel], photos: Sequence[Path], *, sizes: Sequence[int],
-                    style_weights: Mapping[str, LossWeights], iterations: int, vgg: torch.nn.Module,
+                    style_weights: Mapping[str, LossWeights], iterations: int | Mapping[int, int],
+                    vgg: torch.nn.Module,
                     cache: Path, images: dict | None = None) -> dict:
     """The report dict: per model and size, mean terms and equivalent iterations per photo.
 
     ``images`` (optional) collects ``{(kind, name, photo, size): uint8 image}``
     for grids: kind ``"model"`` (name = model name) or ``"optimisation"``
-    (name = style name).
+    (name = style name).  ``iterations``: one optimisation length, or one per size
+    (:func:`iterations_at`); the report records it as given (a per-size map keyed by the size as text).
     """
     device = next(vgg.parameters()).device
-    report: dict = {"iterations": iterations, "sizes": list(sizes), "photos": [p.name for p in photos],
+    lengths = {size: iterations_at(iterations, size) for size in sizes}
+    report: dict = {"iterations": ({str(s): n for s, n in lengths.items()} if isinstance(iterations, Mapping)
+                                   else int(iterations)), "sizes": list(sizes), "photos": [p.name for p in photos],
                     "models": {}, "optimisation": {}}
     for model in models:
         style_name = model.style.stem
@@ -143,8 +160,8 @@ def measure_quality(models: Sequence[QualityModel], photos: Sequence[Path], *, s
             for photo in photos:
                 content = resize_long_side(to_tensor(read_image(photo)), size).to(device)
                 out, terms = network_terms(net, loss, content, weights)
-                key = _curve_key(entry["style_sha256"], weights, photo, size, iterations, model.style_size)
-                optimised, curve = cached_curve(cache, loss, content, weights, key=key, iterations=iterations)
+                key = _curve_key(entry["style_sha256"], weights, photo, size, lengths[size], model.style_size)
+                optimised, curve = cached_curve(cache, loss, content, weights, key=key, iterations=lengths[size])
                 terms["equivalent_iterations"] = equivalent_iterations(terms["total"], curve)
                 rows.append(terms)
                 report["optimisation"].setdefault(style_name, {}).setdefault(str(size), {})[photo.name] = {
