@@ -233,9 +233,12 @@ def test_the_app_stops_on_ctrl_c_even_when_started_with_sigint_ignored():
     import sys
     from pathlib import Path
 
-    server = subprocess.Popen([sys.executable, "-m", "stablestyle", "app", "--port", "0", "--device", "cpu"],
-                              cwd=Path(__file__).parents[1], stdout=subprocess.PIPE, text=True,
-                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    # SIGINT is ignored by a small launcher that then execs the app (an ignored signal stays ignored across
+    # exec); not preexec_fn, which runs Python in a forked copy of this threaded process and can deadlock there
+    launcher = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+                "os.execv(sys.executable, [sys.executable, '-m', 'stablestyle', 'app', '--port', '0', '--device', 'cpu'])")
+    server = subprocess.Popen([sys.executable, "-c", launcher], cwd=Path(__file__).parents[1],
+                              stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout.readline().startswith("stablestyle app: http://")
         server.send_signal(signal.SIGINT)
