@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     import cv2
-    from stylize_speed import _csv, clip_source, network  # bench/ is on sys.path when this runs as a script
+    from speed_timing import csv as _csv, clip_source, network  # bench/ is on sys.path when this runs as a script
 
     from stablestyle.errors import UserError
     from stablestyle.video import open_sink, open_source

