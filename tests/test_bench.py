@@ -290,3 +290,20 @@ def test_band_measures_both_flips_with_the_weights_hash(tmp_path):
 def test_band_without_photos_is_a_one_line_error(tmp_path):
     done = bench("band.py", "--model", "scream-small", "--photo-dir", tmp_path, "-o", tmp_path / "out", expect=2)
     assert done.stderr.strip().count("\n") == 0 and "no .jpg photos" in done.stderr
+
+
+def test_peak_of_emulated_bf16_is_measured_on_a_small_product(monkeypatch):
+    """Where the CPU has no native bf16 the peak's product shrinks (a 2048-wide emulated one takes many
+    minutes) and the report says the figure is emulated; native or fp32 peaks keep their 2048-wide product."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import speed_peak
+
+    import stablestyle.inference.precision as precision
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    emulated = speed_peak.measure_peak(cpu, "bf16", 1)
+    assert emulated["how"].startswith("best of 10 512x512 bf16") and "emulated" in emulated["how"]
+    assert emulated["tflops"] >= 0 and emulated["threads"] == 1
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert speed_peak.measure_peak(cpu, "fp32", 1)["how"] == "best of 10 2048x2048 fp32 matmuls, measured here"
