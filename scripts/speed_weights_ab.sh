@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Do the speed tables still hold for the bundled weights? Times the bundled `scream` and `scream-small` (the
 # nets of width 0.5 and 0.25 that the tables' end-to-end column stylizes with) against the same two models
-# as bundled at git revision REV, on this machine, in alternating rounds, and writes the ratios:
+# as bundled at git revision REV (or the two files in folder REV), on this machine, in alternating rounds, and writes the ratios:
 #
 #   OUT/old-margin0-N.json, new-margin0-N.json, new-default-N.json   bench/stylize_speed.py reports, round N
 #   OUT/weights.json        new (margin 0) over old (margin 0): the same nets with other weights
@@ -17,9 +17,13 @@ REV=$1 OUT=$2 ROUNDS=${3:-3}
 PY=${PYTHON:-.venv/bin/python}
 OLD=$(mktemp -d)
 trap 'rm -rf "$OLD"' EXIT
-for name in scream scream-small; do
-  git show "$REV:stablestyle/bundled/$name.pt" > "$OLD/$name.pt" 2> /dev/null \
-    || { echo "error: no stablestyle/bundled/$name.pt at revision $REV" >&2; exit 2; }
+for name in scream scream-small; do  # REV: a git revision, or a folder holding the two files
+  if [ -d "$REV" ]; then
+    cp "$REV/$name.pt" "$OLD/$name.pt" 2> /dev/null || { echo "error: no $name.pt in folder $REV" >&2; exit 2; }
+  else
+    git show "$REV:stablestyle/bundled/$name.pt" > "$OLD/$name.pt" 2> /dev/null \
+      || { echo "error: no stablestyle/bundled/$name.pt at revision $REV" >&2; exit 2; }
+  fi
 done
 mkdir -p "$OUT"
 common=(--device cpu --sizes "${SIZES:-640x360}" --widths 0.25,0.5 --precisions "${PRECISIONS:-fp32}"

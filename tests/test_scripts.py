@@ -158,34 +158,38 @@ def _speed_ab(*args, **env) -> subprocess.CompletedProcess:
 
 
 def test_speed_weights_ab_times_both_bundles_and_writes_both_ratios(tmp_path):
-    """One tiny round against the bundle at HEAD: every arm's report names the weights it timed, the old arm's
-    are git's copy of the bundled files, and both comparisons pair the two widths."""
-    import hashlib
+    """One tiny round against a folder holding copies of the bundled files (what a git revision gives the
+    script; no history needed): every arm's report names the weights it timed, the old arm's are the
+    folder's, and both comparisons pair the two widths."""
     import json
 
     from stablestyle.bundled import bundled_path
     from stablestyle.checkpoint import file_sha256
 
-    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    committed = subprocess.run(["git", "show", f"{head}:stablestyle/bundled/scream-small.pt"], capture_output=True,
-                               cwd=ROOT).stdout
-    done = _speed_ab(head, tmp_path, 1, SIZES="32x32", BACKENDS="torch", FRAMES="1", E2E_FRAMES="2")
+    old = tmp_path / "old"
+    old.mkdir()
+    for name in ("scream", "scream-small"):
+        (old / f"{name}.pt").write_bytes(bundled_path(name).read_bytes())
+    done = _speed_ab(old, tmp_path / "ab", 1, SIZES="32x32", BACKENDS="torch", FRAMES="1", E2E_FRAMES="2")
     assert done.returncode == 0, done.stderr[-3000:]
-    weights = json.loads((tmp_path / "weights.json").read_text())
+    weights = json.loads((tmp_path / "ab" / "weights.json").read_text())
     assert [(r["width"], r["precision"]) for r in weights["rows"]] == [(0.25, "fp32"), (0.5, "fp32")]
     small = weights["rows"][0]
-    assert small["old"]["weights"][0]["weights_sha256"] == hashlib.sha256(committed).hexdigest()
+    assert small["old"]["weights"][0]["weights_sha256"] == file_sha256(old / "scream-small.pt")
     assert small["new"]["weights"] == [{"weights": "scream-small",
                                         "weights_sha256": file_sha256(bundled_path("scream-small"))}]
     assert set(small["ratio_new_over_old"]) == {"model_fps", "e2e_fps", "e2e_encode_ms"}
-    margin = json.loads((tmp_path / "edge_margin.json").read_text())
+    margin = json.loads((tmp_path / "ab" / "edge_margin.json").read_text())
     for row in margin["rows"]:  # the default arm stylizes with the bundled nets' own margin: more FLOPs
         reports = [json.loads(Path(f).read_text()) for f in margin["arms"]["default"]["reports"]]
         [entry] = [e for e in reports[0]["results"] if e["width"] == row["width"]]
         assert entry["edge_margin"] > 0 and row["ratio_default_over_margin0"]["model_fps"] > 0
 
 
-def test_speed_weights_ab_bad_revision_is_one_line(tmp_path):
-    done = _speed_ab("no-such-revision", tmp_path)
+@pytest.mark.parametrize("rev, message", [("no-such-revision", "no stablestyle/bundled/scream.pt at revision"),
+                                          ("FOLDER", "no scream.pt in folder")])
+def test_speed_weights_ab_bad_revision_is_one_line(tmp_path, rev, message):
+    done = _speed_ab(tmp_path if rev == "FOLDER" else rev, tmp_path / "ab")
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == ["error: no stablestyle/bundled/scream.pt at revision no-such-revision"]
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("error: " + message)
