@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from stablestyle.errors import UserError
+from stablestyle.report import emit_json
 
 METRICS = ("model_fps", "e2e_fps", "e2e_encode_ms")
 KEY = ("size", "width", "backend", "precision")
@@ -94,12 +95,7 @@ def main(argv=None) -> int:
                                             for r in reports[n]]}
                        for n, fs in ((n1, f1), (n2, f2))},
               "rows": rows}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        from stablestyle.atomic import write_text_atomic
-
-        write_text_atomic(args.out, text + "\n")
+    emit_json(result, args.out)
     return 0
 
 

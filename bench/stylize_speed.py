@@ -53,6 +53,7 @@ from speed_peak import datasheet_peak, device_name, measure_peak
 from speed_peer import compare_with_peer, run_peer
 from speed_timing import PassThrough, csv, make_clip, network, parse_size, time_end_to_end_each, time_model
 from stablestyle.errors import UserError
+from stablestyle.report import emit_json
 from stablestyle.inference import conv_flops, make_backend
 from stablestyle.models import set_edge_margin
 from stablestyle.models.transformer import MAX_MARGIN
@@ -290,12 +291,7 @@ def main(argv=None) -> int:
             _peer(report, args, plan["widths"], Path(tmp))
     _finish_peaks(report, device, args.threads)
     report["load_average_after"] = os.getloadavg()
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        from stablestyle.atomic import write_text_atomic
-
-        write_text_atomic(args.out, text + "\n")
+    emit_json(report, args.out)
     return 0
 
 

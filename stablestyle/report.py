@@ -19,7 +19,7 @@ import torch
 
 from . import __version__
 
-__all__ = ["provenance", "cpu_name", "device_name", "provenance_markdown"]
+__all__ = ["provenance", "cpu_name", "device_name", "provenance_markdown", "emit_json"]
 
 
 def cpu_name() -> str:
@@ -87,3 +87,16 @@ def provenance_markdown(info: dict) -> str:
         f"- date: {info.get('date')}",
     ]
     return "\n".join(lines)
+
+
+def emit_json(report: dict, out: str | Path | None = None) -> None:
+    """Print ``report`` as indented JSON and, with ``out``, also write it there atomically (a bench's
+    ``--out``: never a half-written file under the final name)."""
+    import json
+
+    from .atomic import write_text_atomic
+
+    text = json.dumps(report, indent=2)
+    print(text)
+    if out:
+        write_text_atomic(out, text + "\n")
