@@ -4,9 +4,7 @@ NVIDIA's datasheet figure beside it for known GPUs (labelled as such, never used
 from __future__ import annotations
 
 import os
-import platform
 import time
-from pathlib import Path
 
 import torch
 
@@ -52,17 +50,10 @@ def measure_peak(device: torch.device, precision: str, threads: int | None) -> d
 
 
 def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name} ({os.cpu_count()} logical CPUs)"
+    """:func:`stablestyle.report.device_name`, with the CPU's count of logical CPUs."""
+    from stablestyle.report import device_name as name
+
+    return name(device) if device.type == "cuda" else f"{name(device)} ({os.cpu_count()} logical CPUs)"
 
 
 def datasheet_peak(name: str) -> dict | None:

