@@ -29,6 +29,54 @@ from stablestyle.inference import conv_flops, make_backend
 from stablestyle.models import TransformerNet
 
 
+def _variants(channels_first: bool, compile_: bool) -> dict[str, tuple[str, dict]]:
+    """``{name: (backend kind, options)}`` of every variant to time."""
+    variants = {}
+    # "split": phase-split thin convs only; "split+subpixel": with the sub-pixel upsampling layers too (the
+    # eager default since 2026-11-27); "plain": neither
+    for tag, split, subpixel in (("split+subpixel", True, True), ("split", True, False), ("plain", False, False)):
+        variants[f"torch fp32 {tag}"] = ("torch", dict(precision="fp32", split_convs=split, subpixel=subpixel))
+        variants[f"torch bf16 {tag}"] = ("torch", dict(precision="bf16", split_convs=split, subpixel=subpixel))
+        if not subpixel:  # the onnx backend exports the network without that rewrite
+            variants[f"onnx fp32 {tag}"] = ("onnx", dict(precision="fp32", split_convs=split))
+    # instance norm as PyTorch runs it (reshape + batch norm) against the group-norm rewrite the backend uses
+    variants["torch fp32 split instance-norm"] = ("torch", dict(precision="fp32", group_norms=False, subpixel=False))
+    variants["torch bf16 split instance-norm"] = ("torch", dict(precision="bf16", group_norms=False, subpixel=False))
+    if channels_first:
+        variants["torch fp32 split channels-first"] = ("torch", dict(precision="fp32", channels_last=False,
+                                                                     subpixel=False))
+        variants["torch bf16 split channels-first"] = ("torch", dict(precision="bf16", channels_last=False,
+                                                                     subpixel=False))
+    if compile_:
+        variants["torch fp32 split compile"] = ("torch", dict(precision="fp32", compile=True))
+        variants["torch bf16 split compile"] = ("torch", dict(precision="bf16", compile=True))
+        # dynamo caches compiled code per code object (TransformerNet.forward), shared by every backend of the
+        # process; interleaved compiled variants need more cache entries than the default limit of 8
+        torch._dynamo.config.recompile_limit = 64
+    return variants
+
+
+def _time(net, variants: dict, x: torch.Tensor, threads: int, rounds: int, frames: int
+          ) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """``(times, setup)``: seconds per frame of each variant over interleaved rounds, and each one's setup
+    (export, compile, first calls) in seconds."""
+    backends, states, times, setup = {}, {}, {}, {}
+    for name, (kind, options) in variants.items():
+        t0 = time.perf_counter()
+        backends[name] = make_backend(kind, net, device="cpu", threads=threads, **options)
+        _, states[name] = backends[name].step(x, None)  # export / compile / first-call costs
+        _, states[name] = backends[name].step(x, states[name])
+        setup[name] = round(time.perf_counter() - t0, 2)
+        times[name] = []
+    for _ in range(rounds):
+        for name, backend in backends.items():
+            for _ in range(frames):
+                t0 = time.perf_counter()
+                _, states[name] = backend.step(x, states[name])
+                times[name].append(time.perf_counter() - t0)
+    return times, setup
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--width", type=float, default=0.25)
@@ -43,45 +91,10 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     net = TransformerNet(width=args.width).eval()
-    variants = {}
-    # "split": phase-split thin convs only; "split+subpixel": with the sub-pixel upsampling layers too (the
-    # eager default since 2026-11-27); "plain": neither
-    for tag, split, subpixel in (("split+subpixel", True, True), ("split", True, False), ("plain", False, False)):
-        variants[f"torch fp32 {tag}"] = ("torch", dict(precision="fp32", split_convs=split, subpixel=subpixel))
-        variants[f"torch bf16 {tag}"] = ("torch", dict(precision="bf16", split_convs=split, subpixel=subpixel))
-        if not subpixel:  # the onnx backend exports the network without that rewrite
-            variants[f"onnx fp32 {tag}"] = ("onnx", dict(precision="fp32", split_convs=split))
-    # instance norm as PyTorch runs it (reshape + batch norm) against the group-norm rewrite the backend uses
-    variants["torch fp32 split instance-norm"] = ("torch", dict(precision="fp32", group_norms=False, subpixel=False))
-    variants["torch bf16 split instance-norm"] = ("torch", dict(precision="bf16", group_norms=False, subpixel=False))
-    if args.channels_first:
-        variants["torch fp32 split channels-first"] = ("torch", dict(precision="fp32", channels_last=False,
-                                                                     subpixel=False))
-        variants["torch bf16 split channels-first"] = ("torch", dict(precision="bf16", channels_last=False,
-                                                                     subpixel=False))
-    if args.compile:
-        variants["torch fp32 split compile"] = ("torch", dict(precision="fp32", compile=True))
-        variants["torch bf16 split compile"] = ("torch", dict(precision="bf16", compile=True))
-    if args.compile:
-        # dynamo caches compiled code per code object (TransformerNet.forward), shared by every backend of the
-        # process; interleaved compiled variants need more cache entries than the default limit of 8
-        torch._dynamo.config.recompile_limit = 64
+    variants = _variants(args.channels_first, args.compile)
     x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
-    backends, states, times, setup = {}, {}, {}, {}
-    for name, (kind, options) in variants.items():
-        t0 = time.perf_counter()
-        backends[name] = make_backend(kind, net, device="cpu", threads=args.threads, **options)
-        _, states[name] = backends[name].step(x, None)  # export / compile / first-call costs
-        _, states[name] = backends[name].step(x, states[name])
-        setup[name] = round(time.perf_counter() - t0, 2)
-        times[name] = []
     load_before = os.getloadavg()
-    for _ in range(args.rounds):
-        for name, backend in backends.items():
-            for _ in range(args.frames):
-                t0 = time.perf_counter()
-                _, states[name] = backend.step(x, states[name])
-                times[name].append(time.perf_counter() - t0)
+    times, setup = _time(net, variants, x, args.threads, args.rounds, args.frames)
     flops = conv_flops(net, h, w)["total"]
     results = {}
     for name, ts in times.items():

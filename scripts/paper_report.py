@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+from stablestyle.atomic import write_text_atomic
+
 METHOD_ORDER = ["input", "perframe", "stable", "gatys", "ruder", "ruder-long"]
 
 
@@ -86,21 +88,9 @@ def _provenance_line(part: str, prov: dict) -> str:
             f"stablestyle {prov.get('stablestyle_version')}, torch {prov.get('torch_version')}, {prov.get('date')}")
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print(__doc__, file=sys.stderr)
-        return 2
-    out = Path(argv[0])
-    nets = _load(out / "networks" / "results.json")
-    if nets is None:
-        print(f"error: {out}/networks/results.json not found; run scripts/reproduce_paper.sh", file=sys.stderr)
-        return 2
-    base = _load(out / "baselines" / "results.json")
-    fig = _load(out / "figure3_analysis.json")
-    fig_runs = _load(out / "figure3" / "results.json")
-    # The parts may be measured on different days and machines (speeds only compare within one).
-    parts = [("bundled networks", nets), ("optimisation baselines", base), ("Figure 3", fig_runs)]
-    lines = [
+def _header(nets: dict, parts: list[tuple[str, dict | None]]) -> list[str]:
+    """The title, where each part was measured, and the metrics' definitions."""
+    return [
         "# Reproducing Gupta et al. 2017 with stablestyle",
         "",
         "Produced by `scripts/reproduce_paper.sh` (this file by `scripts/paper_report.py`). Where and when each "
@@ -111,9 +101,12 @@ def main(argv: list[str]) -> int:
         "Definitions (from `stablestyle evaluate`): " + "; ".join(f"**{k}**: {v}" for k, v in
                                                                nets.get("definitions", {}).items()),
         "",
-        "## Models",
-        "",
     ]
+
+
+def _networks_section(nets: dict) -> list[str]:
+    """The bundled models, the stable-vs-per-frame table and the paper-level target per clip."""
+    lines = ["## Models", ""]
     for m in nets.get("models", []):
         net = m.get("model", {})
         lines.append(f"- {m.get('name')} ({m.get('style')}): bundled `{m.get('checkpoint')}`, width {net.get('width')}, "
@@ -132,21 +125,43 @@ def main(argv: list[str]) -> int:
         if clip != sintel:
             check, ok = _checks(nets["runs"], clip)
             lines += [f"### The same ratios on `{clip}` (exact flow)", "", *check, ""]
-    lines += ["Plots: `networks/instability_over_time.png`, `networks/instability_vs_style.png`.", ""]
+    return lines + ["Plots: `networks/instability_over_time.png`, `networks/instability_vs_style.png`.", ""]
+
+
+def _figure3_section(fig: dict) -> list[str]:
+    """Figure 3: the per-frame instability of each style against its Gram trace, with the correlation."""
+    corr = fig.get("correlation", {})
+    lines = ["## Figure 3: per-frame instability vs Gram trace of the style image", "",
+             "![Figure 3](figure3_trace_vs_instability.png)", "",
+             f"Pearson r = {corr.get('pearson', float('nan')):.3f}, Spearman rho = "
+             f"{corr.get('spearman', float('nan')):.3f} over {corr.get('n')} styles "
+             f"(traces at {fig.get('size')} px; instability of short per-frame trainings on the Sintel clip).",
+             "", "| style | total Gram trace | risk | instability |", "|---|---|---|---|"]
+    for s in sorted(fig["styles"], key=lambda s: s["total_trace"]):
+        lines.append(f"| {s['name']} | {s['total_trace']:.4g} | {s['risk']:+.2f} | {_fmt(s.get('instability'))} |")
+    return lines + [""]
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print(__doc__, file=sys.stderr)
+        return 2
+    out = Path(argv[0])
+    nets = _load(out / "networks" / "results.json")
+    if nets is None:
+        print(f"error: {out}/networks/results.json not found; run scripts/reproduce_paper.sh", file=sys.stderr)
+        return 2
+    base = _load(out / "baselines" / "results.json")
+    fig = _load(out / "figure3_analysis.json")
+    fig_runs = _load(out / "figure3" / "results.json")
+    # The parts may be measured on different days and machines (speeds only compare within one).
+    parts = [("bundled networks", nets), ("optimisation baselines", base), ("Figure 3", fig_runs)]
+    lines = _header(nets, parts) + _networks_section(nets)
     if base:
         lines += _baseline_section(base)
     if fig:
-        corr = fig.get("correlation", {})
-        lines += ["## Figure 3: per-frame instability vs Gram trace of the style image", "",
-                  "![Figure 3](figure3_trace_vs_instability.png)", "",
-                  f"Pearson r = {corr.get('pearson', float('nan')):.3f}, Spearman rho = "
-                  f"{corr.get('spearman', float('nan')):.3f} over {corr.get('n')} styles "
-                  f"(traces at {fig.get('size')} px; instability of short per-frame trainings on the Sintel clip).",
-                  "", "| style | total Gram trace | risk | instability |", "|---|---|---|---|"]
-        for s in sorted(fig["styles"], key=lambda s: s["total_trace"]):
-            lines.append(f"| {s['name']} | {s['total_trace']:.4g} | {s['risk']:+.2f} | {_fmt(s.get('instability'))} |")
-        lines.append("")
-    (out / "REPORT.md").write_text("\n".join(lines) + "\n")
+        lines += _figure3_section(fig)
+    write_text_atomic(out / "REPORT.md", "\n".join(lines) + "\n")
     return 0
 
 

@@ -193,3 +193,30 @@ def test_speed_weights_ab_bad_revision_is_one_line(tmp_path, rev, message):
     assert done.returncode == 2
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("error: " + message)
+
+
+def test_paper_report_rebuilds_the_committed_report(tmp_path):
+    """REPORT.md is made from the JSON beside it alone: rebuilt from a copy, it matches the committed file, and a
+    change in the JSON shows in the rebuilt report."""
+    import json
+    import shutil
+
+    paper = tmp_path / "paper"
+    shutil.copytree(ROOT / "reports" / "paper", paper)
+    (paper / "REPORT.md").unlink()
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "paper_report.py"), str(paper)],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    assert (paper / "REPORT.md").read_text() == (ROOT / "reports" / "paper" / "REPORT.md").read_text()
+    results = json.loads((paper / "networks" / "results.json").read_text())
+    results["models"][0]["step"] = 123456789
+    (paper / "networks" / "results.json").write_text(json.dumps(results))
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "paper_report.py"), str(paper)], check=True, cwd=ROOT)
+    assert "123456789 training steps" in (paper / "REPORT.md").read_text()
+
+
+def test_paper_report_without_results_is_one_line(tmp_path):
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "paper_report.py"), str(tmp_path)],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 2
+    assert run.stderr.strip().count("\n") == 0 and "networks/results.json not found" in run.stderr

@@ -26,6 +26,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from stablestyle.atomic import atomic_path
+
 #: docs/PERFORMANCE.md's targets for 1920x1080 on the GPU (issue #6).
 TARGETS = {"model_fps": 200.0, "e2e_fps": 60.0}
 TARGET_SIZE = "1920x1080"
@@ -127,6 +129,90 @@ def unpack_run(tar_path: Path, runs: Path) -> Path:
     return target
 
 
+def print_test_summaries(files_at: Path) -> None:
+    """The last line of each ``tests_*.txt`` and the tests' exit lines of each ``*.log``."""
+    for tests in sorted(files_at.glob("tests_*.txt")):
+        lines = tests.read_text(errors="replace").strip().splitlines()
+        print(f"{tests.name}: {lines[-1] if lines else '(empty)'}")
+    for log in sorted(files_at.glob("*.log")):  # gpu_run.sh bench logs its tests' summary
+        for line in log.read_text(errors="replace").splitlines():
+            if "] tests exit " in line:
+                print(f"{log.name}: {line.split('] ', 1)[1]}")
+
+
+def plan_copies(files_at: Path, reports: Path, runs: Path, prefix: str, overwrite: bool
+                ) -> tuple[dict[Path, Path], dict[Path, dict], list[Path]]:
+    """``(copies, loaded, tars)``: where each JSON goes, its parsed content, and the run tars; everything is
+    checked (no clash without ``overwrite``, safe tars, complete JSON) before anything is written."""
+    speeds = sorted(files_at.glob("speed_*.json"))
+    tars = sorted(files_at.glob("*.tar"))
+    others = sorted([*files_at.glob("encode_*.json"), *files_at.glob("pipeline_*.json")])
+    copies = {path: reports / f"{prefix}_{path.stem.removeprefix('speed_')}.json" for path in speeds}
+    copies.update({path: reports / f"{prefix}_{path.stem}.json" for path in others})
+    targets = [*copies.values(), *(runs / t.stem for t in tars)]
+    clash = [str(t) for t in targets if t.exists()]
+    if clash and not overwrite:
+        raise SystemExit(f"error: {', '.join(clash)} exist(s); pass --overwrite to replace")
+    for tar_path in tars:
+        check_run_tar(tar_path)
+    loaded = {}  # a stage cut short can leave an empty or partial file: refuse before copying any
+    for path in copies:
+        try:
+            loaded[path] = json.loads(path.read_text())
+        except ValueError:
+            raise SystemExit(f"error: {path} is not complete JSON (a stage cut short?); move it aside and run again")
+    return copies, loaded, tars
+
+
+def print_speed_summary(speeds: dict[Path, dict]) -> int:
+    """The speed table, the targets and the pipeline-without-network rows of the ``speed_*.json`` files;
+    returns the number of speed rows."""
+    devices, rows = set(), []
+    for path, data in speeds.items():
+        device, found = speed_rows(path.stem.removeprefix("speed_"), data)
+        devices.add(device)
+        rows += found
+    if not rows:
+        return 0
+    print(f"\nDevice: {', '.join(sorted(devices))}\n")
+    print(speed_table(rows))
+    print("\nTargets:")
+    print("\n".join(target_lines(rows)))
+    io_rows = [(path.stem.removeprefix("speed_"), r) for path, data in speeds.items() for r in data.get("io_only", [])]
+    if io_rows:
+        print("\nThe same pipeline without the network (io_only), end-to-end frames/s:")
+        for variant, r in io_rows:
+            print(f"- {variant}, {r.get('size')}, {r.get('e2e_x264_preset', '-')}: "
+                  f"{_fps(r.get('e2e_fps')) if 'error' not in r else 'error: ' + r['error'][:80]}")
+    return len(rows)
+
+
+def print_io_summaries(loaded: dict[Path, dict]) -> None:
+    """The encoder table of each ``encode_*.json`` and the medians of each ``pipeline_*.json``."""
+    for path, data in loaded.items():
+        if path.name.startswith("encode_"):
+            print(f"\n{encode_table(data)}")
+    for path, data in loaded.items():
+        if path.name.startswith("pipeline_"):
+            medians = ", ".join(f"{k} {v['median_e2e_fps']}" for k, v in data.get("results", {}).items())
+            print(f"\nPipeline with a stand-in GPU ({data.get('gpu_ms')} ms a frame), {data.get('size')}, "
+                  f"{data.get('preset')}, {data.get('cpus')} CPUs: median frames/s by host copy: {medians}")
+
+
+def print_runs(runs: list[Path], runs_folder: Path) -> None:
+    """Whether each unpacked run finished, and the commands that evaluate and bundle them."""
+    for run in runs:
+        final = run / "final.pt"
+        print(f"{run}: {'final.pt' if final.is_file() else 'NO final.pt'}")
+    if runs:
+        models = " ".join(f"--model {r.name}={r / 'final.pt'}" for r in runs)
+        print("\nNext (see scripts/reproduce_paper.sh for the bundled models' settings):\n"
+              "  STABLESTYLE_ASSETS=../shared/assets stablestyle evaluate ../shared/assets/clips/sintel_ambush_4 "
+              f"--max-size 320 --max-frames 16 --no-videos {models} --model cpu-stable=scream "
+              "--model cpu-perframe=scream-perframe -o reports/gpu_models\n"
+              f"  python scripts/bundle_models.py {runs_folder}   # once the figures say the GPU models are better")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("files_at", type=Path, help="the folder the device call's files were copied to")
@@ -139,75 +225,18 @@ def main(argv=None) -> int:
     if not args.files_at.is_dir():
         raise SystemExit(f"error: {args.files_at} is not a folder")
 
-    for tests in sorted(args.files_at.glob("tests_*.txt")):
-        lines = tests.read_text(errors="replace").strip().splitlines()
-        print(f"{tests.name}: {lines[-1] if lines else '(empty)'}")
-    for log in sorted(args.files_at.glob("*.log")):  # gpu_run.sh bench logs its tests' summary
-        for line in log.read_text(errors="replace").splitlines():
-            if "] tests exit " in line:
-                print(f"{log.name}: {line.split('] ', 1)[1]}")
-
-    speeds = sorted(args.files_at.glob("speed_*.json"))
-    tars = sorted(args.files_at.glob("*.tar"))
-    # everything is checked before anything is written
-    encodes = sorted(args.files_at.glob("encode_*.json"))
-    pipelines = sorted(args.files_at.glob("pipeline_*.json"))
-    copies = {path: args.reports / f"{args.prefix}_{path.stem.removeprefix('speed_')}.json" for path in speeds}
-    copies.update({path: args.reports / f"{args.prefix}_{path.stem}.json" for path in [*encodes, *pipelines]})
-    targets = [*copies.values(), *(args.runs / t.stem for t in tars)]
-    clash = [str(t) for t in targets if t.exists()]
-    if clash and not args.overwrite:
-        raise SystemExit(f"error: {', '.join(clash)} exist(s); pass --overwrite to replace")
-    for tar_path in tars:
-        check_run_tar(tar_path)
-    loaded = {}  # a stage cut short can leave an empty or partial file: refuse before copying any
-    for path in copies:
-        try:
-            loaded[path] = json.loads(path.read_text())
-        except ValueError:
-            raise SystemExit(f"error: {path} is not complete JSON (a stage cut short?); move it aside and run again")
-
-    devices, rows = set(), []
+    print_test_summaries(args.files_at)
+    copies, loaded, tars = plan_copies(args.files_at, args.reports, args.runs, args.prefix, args.overwrite)
     for path, copy in copies.items():
-        if path in speeds:
-            device, found = speed_rows(path.stem.removeprefix("speed_"), loaded[path])
-            devices.add(device)
-            rows += found
         args.reports.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, copy)
+        with atomic_path(copy) as tmp:
+            shutil.copyfile(path, tmp)
         print(f"{path.name} -> {copy}")
-    if rows:
-        print(f"\nDevice: {', '.join(sorted(devices))}\n")
-        print(speed_table(rows))
-        print("\nTargets:")
-        print("\n".join(target_lines(rows)))
-        io_rows = [(path.stem.removeprefix("speed_"), r) for path in speeds
-                   for r in loaded[path].get("io_only", [])]
-        if io_rows:
-            print("\nThe same pipeline without the network (io_only), end-to-end frames/s:")
-            for variant, r in io_rows:
-                print(f"- {variant}, {r.get('size')}, {r.get('e2e_x264_preset', '-')}: "
-                      f"{_fps(r.get('e2e_fps')) if 'error' not in r else 'error: ' + r['error'][:80]}")
-    for path in encodes:
-        print(f"\n{encode_table(loaded[path])}")
-    for path in pipelines:
-        data = loaded[path]
-        medians = ", ".join(f"{k} {v['median_e2e_fps']}" for k, v in data.get("results", {}).items())
-        print(f"\nPipeline with a stand-in GPU ({data.get('gpu_ms')} ms a frame), {data.get('size')}, "
-              f"{data.get('preset')}, {data.get('cpus')} CPUs: median frames/s by host copy: {medians}")
-
+    rows = print_speed_summary({path: data for path, data in loaded.items() if path.name.startswith("speed_")})
+    print_io_summaries(loaded)
     runs = [unpack_run(t, args.runs) for t in tars]
-    for run in runs:
-        final = run / "final.pt"
-        print(f"{run}: {'final.pt' if final.is_file() else 'NO final.pt'}")
-    if runs:
-        models = " ".join(f"--model {r.name}={r / 'final.pt'}" for r in runs)
-        print("\nNext (see scripts/reproduce_paper.sh for the bundled models' settings):\n"
-              "  STABLESTYLE_ASSETS=../shared/assets stablestyle evaluate ../shared/assets/clips/sintel_ambush_4 "
-              f"--max-size 320 --max-frames 16 --no-videos {models} --model cpu-stable=scream "
-              "--model cpu-perframe=scream-perframe -o reports/gpu_models\n"
-              f"  python scripts/bundle_models.py {args.runs}   # once the figures say the GPU models are better")
-    if not rows and not runs and not encodes and not pipelines:
+    print_runs(runs, args.runs)
+    if not rows and not runs and len(loaded) == sum(1 for path in loaded if path.name.startswith("speed_")):
         print(f"nothing to collect in {args.files_at} (no speed_*.json, encode_*.json, pipeline_*.json or *.tar)",
               file=sys.stderr)
         return 1
