@@ -220,3 +220,58 @@ def test_paper_report_without_results_is_one_line(tmp_path):
                          capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 2
     assert run.stderr.strip().count("\n") == 0 and "networks/results.json not found" in run.stderr
+
+
+def _average(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "average_checkpoints.py"), *map(str, args)],
+                          capture_output=True, text=True, cwd=ROOT)
+
+
+def test_average_checkpoints_writes_the_mean_of_the_weights(tmp_path):
+    import torch
+
+    from stablestyle.checkpoint import load_checkpoint, read_checkpoint
+
+    nets = []
+    for step in (2, 4):
+        torch.manual_seed(step)
+        nets.append(TransformerNet(width=0.25, recurrent=True))
+        save_checkpoint(tmp_path / f"s{step}.pt", nets[-1], config={"steps": 4}, step=step, style_sha256="ab")
+    run = _average(tmp_path / "avg.pt", tmp_path / "s2.pt", tmp_path / "s4.pt")
+    assert run.returncode == 0, run.stderr
+    assert "the average of 2 checkpoints (steps 2, 4)" in run.stdout
+    avg, meta = load_checkpoint(tmp_path / "avg.pt")
+    for name, value in avg.state_dict().items():
+        assert torch.allclose(value, (nets[0].state_dict()[name] + nets[1].state_dict()[name]) / 2, atol=1e-6)
+    assert meta["step"] == 4 and meta["style_sha256"] == "ab" and meta["model"]["recurrent"] is True
+    assert [a["step"] for a in read_checkpoint(tmp_path / "avg.pt")["metrics"]["averaged"]] == [2, 4]
+
+
+def test_average_states_keeps_dtypes_and_refuses_other_shapes():
+    import torch
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from average_checkpoints import average_states
+
+    half = {"w": torch.tensor([1.0, 2.0], dtype=torch.float16), "n": torch.tensor(3)}
+    other = {"w": torch.tensor([3.0, 6.0], dtype=torch.float16), "n": torch.tensor(5)}
+    mean = average_states([half, other])
+    assert mean["w"].dtype == torch.float16 and mean["w"].tolist() == [2.0, 4.0] and mean["n"].item() == 5
+    with pytest.raises(ValueError, match="keys or shapes"):
+        average_states([half, {"w": torch.zeros(3), "n": torch.tensor(1)}])
+
+
+@pytest.mark.parametrize("case, message", [
+    ("width", "is a different net"), ("style", "another style image"), ("one", "at least two checkpoints"),
+    ("exists", "exists; pass --overwrite"), ("missing", "does not exist"),
+])
+def test_average_checkpoints_bad_input_is_one_line(tmp_path, case, message):
+    save_checkpoint(tmp_path / "a.pt", TransformerNet(width=0.25), step=1, style_sha256="ab")
+    second = {"width": TransformerNet(width=0.5)}.get(case, TransformerNet(width=0.25))
+    save_checkpoint(tmp_path / "b.pt", second, step=2, style_sha256="cd" if case == "style" else "ab")
+    inputs = {"one": ["a.pt"], "missing": ["a.pt", "nope.pt"]}.get(case, ["a.pt", "b.pt"])
+    if case == "exists":
+        (tmp_path / "avg.pt").write_text("keep me")
+    run = _average(tmp_path / "avg.pt", *(tmp_path / name for name in inputs))
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and message in run.stderr, run.stderr
+    assert (tmp_path / "avg.pt").exists() == (case == "exists")

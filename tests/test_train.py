@@ -126,6 +126,7 @@ def test_config_file_errors(tmp_path, yaml_text, message):
     (dict(video_ratio=1.5), r"video_ratio must be in \[0, 1\]"),
     (dict(style=""), "no style image"),
     (dict(lr=math.inf), r"lr \(--lr\) must be a positive finite number, got inf"),
+    (dict(keep_every=-1), "keep_every must be 0 .none. or a positive integer, got -1"),
 ])
 def test_config_validate(changes, message):
     config = TrainConfig(**{"style": "s.jpg", "content": ["c"], "out": "run", **changes})
@@ -356,6 +357,18 @@ def test_short_run_writes_a_complete_run_folder(assets, content_dir, tmp_path):
     assert "val_instability" in meta["metrics"]
     out, state = model(torch.rand(1, 3, 20, 28))
     assert out.shape == (1, 3, 20, 28) and 0 < out.min() and out.max() < 1 and state is out
+
+
+def test_keep_every_keeps_the_weights_of_earlier_steps(assets, content_dir, tmp_path):
+    from stablestyle.checkpoint import load_checkpoint, read_checkpoint
+
+    run = tmp_path / "run"
+    Trainer(tiny_config(assets, content_dir, run, steps=4, keep_every=2), loss_net=StandInEncoder(), quiet=True).fit()
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step_00000002.pt"]  # step 4 is final.pt
+    kept = read_checkpoint(run / "checkpoints" / "step_00000002.pt")
+    assert kept["step"] == 2 and "training_state" not in kept and kept["config"]["keep_every"] == 2
+    early, final = load_checkpoint(run / "checkpoints" / "step_00000002.pt")[0], load_checkpoint(run / "final.pt")[0]
+    assert any(not torch.equal(a, b) for a, b in zip(early.state_dict().values(), final.state_dict().values()))
 
 
 def test_perframe_run_is_johnson_and_shows_progress(assets, content_dir, tmp_path, capsys):

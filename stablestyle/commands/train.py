@@ -29,6 +29,7 @@ FLAG_KEYS: dict[str, str] = {
     "init": "init", "init_layout": "init_layout", "teacher": "teacher", "distill_temporal": "distill_temporal",
     "channels_last": "channels_last", "log_every": "log_every", "sample_every": "sample_every",
     "validate_every": "validate_every", "checkpoint_every": "checkpoint_every",
+    "keep_every": "keep_every",
     "content_weight": "weights.content", "style_weight": "weights.style", "tv_weight": "weights.tv",
     "temporal_weight": "weights.temporal",
 }
@@ -155,6 +156,9 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sample-every", type=int, help=f"steps between images in samples/ (default {DEFAULT})")
     g.add_argument("--validate-every", type=int, help=f"steps between rows of val.csv (default {DEFAULT})")
     g.add_argument("--checkpoint-every", type=int, help=f"steps between saves of last.pt (default {DEFAULT})")
+    g.add_argument("--keep-every", type=int, metavar="N",
+                   help="also keep the weights every N steps as checkpoints/step_XXXXXXXX.pt, e.g. to average "
+                        f"them with scripts/average_checkpoints.py (default {DEFAULT}: none)")
     g.add_argument("--quiet", action="store_true", help="no progress bar or info messages (warnings still show)")
 
 

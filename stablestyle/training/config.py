@@ -122,6 +122,8 @@ class TrainConfig:
     sample_every: int = 1000
     validate_every: int = 1000
     checkpoint_every: int = 1000
+    keep_every: int = 0
+    """Also keep the weights every this many steps, as ``checkpoints/step_XXXXXXXX.pt`` (0: none)."""
 
     @property
     def recurrent(self) -> bool:
@@ -164,6 +166,8 @@ class TrainConfig:
                      "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.keep_every < 0:
+            raise UserError(f"keep_every must be 0 (none) or a positive integer, got {self.keep_every}")
         if self.crop < 16:
             raise UserError(f"crop must be at least 16 pixels, got {self.crop}")
         if not 0.0 <= self.vflip <= 1.0:

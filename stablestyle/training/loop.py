@@ -20,7 +20,8 @@ import torch
 from ..checkpoint import FINAL_NAME
 from ..distributed import all_reduce_mean, any_rank
 from .config import TrainConfig, save_config
-from .rundir import CONFIG_NAME, LAST_NAME, LOG_NAME, VAL_NAME, CsvLog, StopRequest, rng_state, sample_path
+from .rundir import (CONFIG_NAME, LAST_NAME, LOG_NAME, VAL_NAME, CsvLog, StopRequest, kept_path, rng_state,
+                     sample_path)
 
 if TYPE_CHECKING:  # the trainer imports this module, not the other way round
     from .trainer import Trainer
@@ -169,6 +170,9 @@ class _Bookkeeping:
             rng = trainer.gather_rng()
             if self.main:
                 trainer.save(trainer.run_dir / LAST_NAME, resumable=True, rng=rng)
+        if self.main and cfg.keep_every and step % cfg.keep_every == 0 and step < cfg.steps:
+            kept_path(trainer.run_dir, step).parent.mkdir(exist_ok=True)
+            trainer.save(kept_path(trainer.run_dir, step), resumable=False)  # weights only, as final.pt
         self.overhead += time.perf_counter() - t0  # not training time: images/s leaves it out
 
     def log_row(self) -> None:

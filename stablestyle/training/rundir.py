@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 #: Files a run folder may hold (``--overwrite`` removes only a folder that has ``config.yaml``).
 CONFIG_NAME, LOG_NAME, VAL_NAME = "config.yaml", "log.csv", "val.csv"
 LAST_NAME, SAMPLES_NAME = "last.pt", "samples"  # FINAL_NAME: stablestyle.checkpoint's, which run folders hand over
+CHECKPOINTS_NAME = "checkpoints"  # keep_every's weights
 
 def prepare_run_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Check that ``path`` may become a new run folder (it is not created here).
@@ -75,6 +76,11 @@ def clear_run_dir(path: Path) -> None:
 def sample_path(run_dir: Path, step: int) -> Path:
     """Where the sample image of ``step`` goes: ``samples/step_XXXXXXXX.png``."""
     return run_dir / SAMPLES_NAME / f"step_{step:08d}.png"
+
+
+def kept_path(run_dir: Path, step: int) -> Path:
+    """Where ``keep_every`` keeps the weights of ``step``: ``checkpoints/step_XXXXXXXX.pt``."""
+    return run_dir / CHECKPOINTS_NAME / f"step_{step:08d}.pt"
 
 
 def write_sample_image(path: Path, frames: torch.Tensor, outputs: torch.Tensor) -> None:
