@@ -104,8 +104,9 @@ def test_time_limit_flag_stops_early_with_a_usable_model_and_resumes(assets, con
     assert [p.name for p in (run / "samples").iterdir()] == ["step_00000001.png"]  # before --sample-every: the end
     model, _ = load_checkpoint(run / "final.pt")
     assert model(torch.rand(1, 3, 32, 32))[0].shape == (1, 3, 32, 32)
-    assert main(["train", "--resume", str(run), "--steps", "3", "--quiet"]) == 0
+    assert main(["train", "--resume", str(run), "--steps", "3", "--keep-every", "1", "--quiet"]) == 0
     assert read_checkpoint(run / "final.pt")["step"] == 3 and "time_limit" not in read_checkpoint(run / "final.pt")["config"]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_00000002.pt"]  # a resume may add it
 
 
 def test_torchrun_two_processes_train_and_resume(assets, content_dir, tmp_path):
@@ -154,6 +155,7 @@ def _existing(tmp_path: Path, run_folder: bool, checkpoint: bool = True) -> Path
     ("bad time limit", "--time-limit must be a positive duration such as 90s, 20m or 1.5h"),
     ("infinite weight", "loss weight tv (--tv-weight) must be a finite number >= 0, got inf"),
     ("negative edge margin", "edge_margin must be 0..256 pixels, got -1"),
+    ("negative keep-every", "keep_every must be 0 (none) or a positive integer, got -1"),
     ("latin-1 config", "is not a UTF-8 text YAML file"),
     ("binary config", "is not a UTF-8 text YAML file"),
     ("style folder", "is a folder, not an image file"),
@@ -198,6 +200,8 @@ def test_bad_input_is_a_one_line_error(assets, content_dir, cli_run, tmp_path, c
         args += ["--tv-weight", "inf"]
     elif case == "negative edge margin":
         args += ["--edge-margin", "-1"]
+    elif case == "negative keep-every":
+        args += ["--keep-every", "-1"]
     elif case in ("latin-1 config", "binary config"):
         jpeg = (assets / "styles" / "candy.jpg").read_bytes()
         (tmp_path / "c.yaml").write_bytes(b"# r\xe9glages\nsteps: 2\n" if case == "latin-1 config" else jpeg)

@@ -37,7 +37,7 @@ DEFAULT_SEQ_LEN = 4
 INIT_LAYOUTS = ("auto", "stablestyle", "fast_neural_style")
 #: Settings that a resumed run may change: they steer the run, not what it learns.
 RESUME_CHANGEABLE = ("steps", "num_workers", "device", "log_every", "sample_every", "validate_every",
-                     "checkpoint_every")
+                     "checkpoint_every", "keep_every")
 
 
 @dataclass
