@@ -50,8 +50,9 @@ def average_checkpoints(paths: list[str], out: str) -> dict:
             raise UserError(f"{path} was trained for another style image than {paths[-1]}; average checkpoints "
                             "of one run")
     net.load_state_dict(average_states([n.state_dict() for n, _ in loaded]))
-    averaged = [{"path": p, "step": int(m["step"]), "weights_sha256": file_sha256(p)} for p, (_, m) in
-                zip(paths, loaded)]
+    # meta["path"]: the file read (a run folder's final.pt)
+    averaged = [{"path": m["path"], "step": int(m["step"]), "weights_sha256": file_sha256(m["path"])}
+                for _, m in loaded]
     save_checkpoint(out, net, config=meta.get("config"), step=int(meta["step"]), style_sha256=meta.get("style_sha256"),
                     metrics={**(meta.get("metrics") or {}), "averaged": averaged})
     return {"averaged": averaged}

@@ -237,14 +237,17 @@ def test_average_checkpoints_writes_the_mean_of_the_weights(tmp_path):
         torch.manual_seed(step)
         nets.append(TransformerNet(width=0.25, recurrent=True))
         save_checkpoint(tmp_path / f"s{step}.pt", nets[-1], config={"steps": 4}, step=step, style_sha256="ab")
-    run = _average(tmp_path / "avg.pt", tmp_path / "s2.pt", tmp_path / "s4.pt")
+    (tmp_path / "run").mkdir()  # a run folder stands for its final.pt
+    (tmp_path / "s4.pt").rename(tmp_path / "run" / FINAL_NAME)
+    run = _average(tmp_path / "avg.pt", tmp_path / "s2.pt", tmp_path / "run")
     assert run.returncode == 0, run.stderr
     assert "the average of 2 checkpoints (steps 2, 4)" in run.stdout
     avg, meta = load_checkpoint(tmp_path / "avg.pt")
     for name, value in avg.state_dict().items():
         assert torch.allclose(value, (nets[0].state_dict()[name] + nets[1].state_dict()[name]) / 2, atol=1e-6)
     assert meta["step"] == 4 and meta["style_sha256"] == "ab" and meta["model"]["recurrent"] is True
-    assert [a["step"] for a in read_checkpoint(tmp_path / "avg.pt")["metrics"]["averaged"]] == [2, 4]
+    averaged = read_checkpoint(tmp_path / "avg.pt")["metrics"]["averaged"]
+    assert [a["step"] for a in averaged] == [2, 4] and averaged[1]["path"] == str(tmp_path / "run" / FINAL_NAME)
 
 
 def test_average_states_keeps_dtypes_and_refuses_other_shapes():

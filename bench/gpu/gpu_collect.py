@@ -232,11 +232,12 @@ def main(argv=None) -> int:
         with atomic_path(copy) as tmp:
             shutil.copyfile(path, tmp)
         print(f"{path.name} -> {copy}")
-    rows = print_speed_summary({path: data for path, data in loaded.items() if path.name.startswith("speed_")})
+    speeds = {path: data for path, data in loaded.items() if path.name.startswith("speed_")}
+    rows = print_speed_summary(speeds)
     print_io_summaries(loaded)
     runs = [unpack_run(t, args.runs) for t in tars]
     print_runs(runs, args.runs)
-    if not rows and not runs and len(loaded) == sum(1 for path in loaded if path.name.startswith("speed_")):
+    if not rows and not runs and len(loaded) == len(speeds):  # no encode_*.json or pipeline_*.json either
         print(f"nothing to collect in {args.files_at} (no speed_*.json, encode_*.json, pipeline_*.json or *.tar)",
               file=sys.stderr)
         return 1

@@ -171,8 +171,9 @@ class _Bookkeeping:
             if self.main:
                 trainer.save(trainer.run_dir / LAST_NAME, resumable=True, rng=rng)
         if self.main and cfg.keep_every and step % cfg.keep_every == 0 and step < cfg.steps:
-            kept_path(trainer.run_dir, step).parent.mkdir(exist_ok=True)
-            trainer.save(kept_path(trainer.run_dir, step), resumable=False)  # weights only, as final.pt
+            kept = kept_path(trainer.run_dir, step)
+            kept.parent.mkdir(exist_ok=True)
+            trainer.save(kept, resumable=False)  # weights only, as final.pt
         self.overhead += time.perf_counter() - t0  # not training time: images/s leaves it out
 
     def log_row(self) -> None:

@@ -44,6 +44,7 @@ CONFIG_NAME, LOG_NAME, VAL_NAME = "config.yaml", "log.csv", "val.csv"
 LAST_NAME, SAMPLES_NAME = "last.pt", "samples"  # FINAL_NAME: stablestyle.checkpoint's, which run folders hand over
 CHECKPOINTS_NAME = "checkpoints"  # keep_every's weights
 
+
 def prepare_run_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Check that ``path`` may become a new run folder (it is not created here).
 
