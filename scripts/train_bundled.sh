@@ -29,7 +29,10 @@
 #              <style>-small-perframe from <style>-perframe, then <style>-small-stable warm-started from it and
 #              distilled from <style>-stable (SMALL_PERFRAME_STEPS / SMALL_STABLE_STEPS, cpu 2800 / 1000: the steps behind
 #              scream-small's pair, docs/MODELS.md), plus the student's own temporal loss at the yaml's
-#              `small_temporal` where a style has one (--distill-temporal).
+#              `small_temporal` where a style has one (--distill-temporal); where the yaml has `small_tune`,
+#              then <style>-small-tune: that net fine-tuned with the stable stage's perceptual objective at
+#              temporal weight `small_tune` (SMALL_TUNE_STEPS, cpu 400: a distilled student can only trade
+#              flicker for style along its teacher's curve, the objective itself moves it off; docs/MODELS.md).
 #
 # A run that must continue on another machine: `python scripts/bundle_models.py RUNS --wip models-wip`
 # and commit models-wip/ (fp16 weights + step, no optimiser state); on a machine without the run folder
@@ -55,12 +58,14 @@ case "${SCALE:-cpu}" in
        BASE_STEPS=${BASE_STEPS:-4000}; PF_STEPS=${PERFRAME_STEPS:-2500}; ST_STEPS=${STABLE_STEPS:-400}
        SPEED=${MAX_SPEED:-16}
        SMALL_PF_STEPS=${SMALL_PERFRAME_STEPS:-2800}; SMALL_ST_STEPS=${SMALL_STABLE_STEPS:-1000}
+       SMALL_TUNE_STEPS=${SMALL_TUNE_STEPS:-400}
        COMMON=(--batch 4 --device cpu --amp "$AMP" --channels-last --workers 1
                --log-every 20 --sample-every 500 --validate-every 1000 --checkpoint-every 200) ;;
   gpu) BASE_CROP=256; WIDE_CROP=${WIDE_CROP:-320}; CROP=256
        BASE_STEPS=${BASE_STEPS:-40000}; PF_STEPS=${PERFRAME_STEPS:-10000}; ST_STEPS=${STABLE_STEPS:-1000}
        SPEED=${MAX_SPEED:-32}
        SMALL_PF_STEPS=${SMALL_PERFRAME_STEPS:-10000}; SMALL_ST_STEPS=${SMALL_STABLE_STEPS:-5000}
+       SMALL_TUNE_STEPS=${SMALL_TUNE_STEPS:-1000}
        COMMON=(--batch 4 --device cuda --workers 8
                --log-every 100 --sample-every 2000 --validate-every 2000 --checkpoint-every 1000) ;;
   *) echo "SCALE must be cpu or gpu" >&2; exit 2 ;;
@@ -70,12 +75,13 @@ LIMIT=(); [ -n "${TIME_LIMIT:-}" ] && LIMIT=(--time-limit "$TIME_LIMIT")
 
 weights() {  # the style's weights from configs/style_weights.yaml: content, style, tv, then the stable stage's
   # temporal weight ($TEMPORAL_WEIGHT, else the yaml's `temporal`, else 400) and style weight (`stable_style`,
-  # else the style weight), and the -small stable distillation's temporal weight (`small_temporal`, else 0)
+  # else the style weight), the -small stable distillation's temporal weight (`small_temporal`, else 0) and
+  # the -small fine-tune's (`small_tune`, else 0: no such stage)
   "$PY" - "$1" "${TEMPORAL_WEIGHT:-}" <<'EOF'
 import sys, yaml
 w = yaml.safe_load(open("configs/style_weights.yaml"))[sys.argv[1]]
 print(w["content"], w["style"], w["tv"], sys.argv[2] or w.get("temporal", 400), w.get("stable_style", w["style"]),
-      w.get("small_temporal", 0))
+      w.get("small_temporal", 0), w.get("small_tune", 0))
 EOF
 }
 
@@ -113,7 +119,7 @@ run() {  # run NAME STEPS INIT ARGS...: resume RUNS/NAME, else continue from mod
 
 mkdir -p "$RUNS"
 for style in "${STYLES[@]}"; do
-  read -r content style_w tv temporal stable_style small_temporal <<<"$(weights "$style")"
+  read -r content style_w tv temporal stable_style small_temporal small_tune <<<"$(weights "$style")"
   W=(--content-weight "$content" --style-weight "$style_w" --tv-weight "$tv")
   # the stable stage's own: its temporal weight, and a style weight that may be raised against it
   SW=(--content-weight "$content" --style-weight "$stable_style" --tv-weight "$tv" --temporal-weight "$temporal")
@@ -137,4 +143,9 @@ for style in "${STYLES[@]}"; do
   run "$style-small-stable" "$SMALL_ST_STEPS" "$(weights_of "$style-small-perframe")" "${base[@]}" "${W[@]}" \
     --width 0.25 --mode stable --crop $CROP "${clips[@]}" --max-speed "$SPEED" --teacher "$(weights_of "$style-stable")" \
     "${DT[@]}"
+  [ "$small_tune" != 0 ] || continue
+  done_stage "$style-small-stable" "$SMALL_ST_STEPS" || { echo "$style-small-stable not finished yet"; continue; }
+  run "$style-small-tune" "$SMALL_TUNE_STEPS" "$(weights_of "$style-small-stable")" "${base[@]}" \
+    --content-weight "$content" --style-weight "$stable_style" --tv-weight "$tv" --temporal-weight "$small_tune" \
+    --width 0.25 --mode stable --crop $CROP "${clips[@]}" --lr "$STABLE_LR" --max-speed "$SPEED"
 done

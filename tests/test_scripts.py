@@ -103,23 +103,28 @@ def test_train_bundled_runs_the_three_stages_and_distils_the_small_pair(assets, 
 
 
 def _assert_style_weights(calls, style, temporal=None):
-    """configs/style_weights.yaml's weights of ``style`` in a SMALL=1 run's five stages: `temporal` (400 where
+    """configs/style_weights.yaml's weights of ``style`` in a SMALL=1 run's stages: `temporal` (400 where
     it has none; ``temporal`` stands for TEMPORAL_WEIGHT) and `stable_style` (the style weight where it has
     none) reach the stable stage alone; `small_temporal` reaches the -small stable distillation alone, as
-    --distill-temporal (a style without it is distilled without the temporal term)."""
+    --distill-temporal (a style without it is distilled without the temporal term); `small_tune` adds a sixth
+    stage, the -small stable net fine-tuned with the stable stage's objective at that temporal weight."""
     import yaml
 
     table = yaml.safe_load((ROOT / "configs" / "style_weights.yaml").read_text())[style]
-    assert [_flag(c, "--out").rsplit("/", 1)[1] for c in calls] == [
-        f"{style}-{n}" for n in ("base", "perframe", "stable", "small-perframe", "small-stable")]
-    assert _flag(calls[2], "--temporal-weight") == (temporal or str(table.get("temporal", 400)))
-    assert all("--temporal-weight" not in c for i, c in enumerate(calls) if i != 2)
-    assert float(_flag(calls[2], "--style-weight")) == table.get("stable_style", table["style"])
-    assert [float(_flag(c, "--style-weight")) for i, c in enumerate(calls) if i != 2] == [table["style"]] * 4
-    assert all(c.count("--style-weight") == 1 for c in calls)
-    assert all("--distill-temporal" not in c for c in calls[:-1])
-    expected = table.get("small_temporal")
-    assert _flag(calls[-1], "--distill-temporal") == (None if expected is None else str(expected))
+    stages = ["base", "perframe", "stable", "small-perframe", "small-stable"] + ["small-tune"] * ("small_tune" in table)
+    assert [_flag(c, "--out").rsplit("/", 1)[1] for c in calls] == [f"{style}-{n}" for n in stages]
+    perceptual_stable = {2: temporal or str(table.get("temporal", 400)), 5: str(table.get("small_tune"))}
+    for i, call in enumerate(calls):
+        assert _flag(call, "--temporal-weight") == perceptual_stable.get(i)
+        weight = table.get("stable_style", table["style"]) if i in perceptual_stable else table["style"]
+        assert float(_flag(call, "--style-weight")) == weight and call.count("--style-weight") == 1
+        assert _flag(call, "--distill-temporal") == (str(table["small_temporal"]) if i == 4 and "small_temporal"
+                                                     in table else None)
+    if "small_tune" in table:  # from the distilled net, at the stable stage's rate and motion, with no teacher
+        tune = calls[5]
+        assert _flag(tune, "--init") == _flag(calls[4], "--out") and "--teacher" not in tune
+        assert (_flag(tune, "--lr"), _flag(tune, "--max-speed"), _flag(tune, "--width")) == ("3e-4", "16", "0.25")
+        assert _flag(tune, "--mode") == "stable" and _flag(tune, "--steps") == "400"
 
 
 @pytest.mark.parametrize("style, env", [("WomenHat", {}), ("udnie", {"TEMPORAL_WEIGHT": "123"})])

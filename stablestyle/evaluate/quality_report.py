@@ -63,8 +63,9 @@ class QualityModel:
 
 
 #: Keys of a style's entry that only the stable training stages read (``scripts/train_bundled.sh``): the
-#: full-width stable stage's weights, and the temporal weight of the ``-small`` stable net's distillation.
-STABLE_STAGE_KEYS = ("temporal", "stable_style", "small_temporal")
+#: full-width stable stage's weights, and the temporal weights of the ``-small`` stable net's distillation and
+#: of its perceptual fine-tune.
+STABLE_STAGE_KEYS = ("temporal", "stable_style", "small_temporal", "small_tune")
 
 
 def load_style_weights(path: str | Path) -> dict[str, LossWeights]:
