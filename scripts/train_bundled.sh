@@ -121,8 +121,10 @@ mkdir -p "$RUNS"
 for style in "${STYLES[@]}"; do
   read -r content style_w tv temporal stable_style small_temporal small_tune <<<"$(weights "$style")"
   W=(--content-weight "$content" --style-weight "$style_w" --tv-weight "$tv")
-  # the stable stage's own: its temporal weight, and a style weight that may be raised against it
-  SW=(--content-weight "$content" --style-weight "$stable_style" --tv-weight "$tv" --temporal-weight "$temporal")
+  # the stable stage's own: its temporal weight, and a style weight that may be raised against it (the -small
+  # fine-tune uses the same objective at its own temporal weight)
+  PW=(--content-weight "$content" --style-weight "$stable_style" --tv-weight "$tv")
+  SW=("${PW[@]}" --temporal-weight "$temporal")
   full=0.5; [ "${SCALE:-cpu}" = gpu ] && full=1.0
   base=(--style "$ASSETS/styles/$style.jpg" "${CONTENT[@]}" "${COMMON[@]}" --vflip 0.5)
   clips=(--seq-len 4 --video "$BIKES" --video "$BBB" --video-ratio 0.3)
@@ -145,7 +147,6 @@ for style in "${STYLES[@]}"; do
     "${DT[@]}"
   [ "$small_tune" != 0 ] || continue
   done_stage "$style-small-stable" "$SMALL_ST_STEPS" || { echo "$style-small-stable not finished yet"; continue; }
-  run "$style-small-tune" "$SMALL_TUNE_STEPS" "$(weights_of "$style-small-stable")" "${base[@]}" \
-    --content-weight "$content" --style-weight "$stable_style" --tv-weight "$tv" --temporal-weight "$small_tune" \
-    --width 0.25 --mode stable --crop $CROP "${clips[@]}" --lr "$STABLE_LR" --max-speed "$SPEED"
+  run "$style-small-tune" "$SMALL_TUNE_STEPS" "$(weights_of "$style-small-stable")" "${base[@]}" "${PW[@]}" \
+    --temporal-weight "$small_tune" --width 0.25 --mode stable --crop $CROP "${clips[@]}" --lr "$STABLE_LR" --max-speed "$SPEED"
 done

@@ -128,7 +128,8 @@ def test_style_weights_leave_out_the_stable_stages_keys_and_refuse_unknown_ones(
     table = load_style_weights(Path(__file__).parents[1] / "configs/style_weights.yaml")
     assert set(table) == {"scream", "udnie", "WomenHat"} and all(w.temporal == 0 for w in table.values())
     path = tmp_path / "w.yaml"
-    path.write_text("udnie: {content: 1, style: 4, tv: 0.05, temporal: 800, stable_style: 8, small_temporal: 20, small_tune: 9}\n")
+    path.write_text("udnie: {content: 1, style: 4, tv: 0.05, temporal: 800, stable_style: 8, small_temporal: 20,"
+                    " small_tune: 9}\n")
     assert load_style_weights(path)["udnie"] == LossWeights(content=1, style=4, tv=0.05, temporal=0)
     path.write_text("udnie: {content: 1, style: 4, tv: 0.05, stabel_style: 8}\n")
     with pytest.raises(UserError, match="stabel_style"):
