@@ -108,13 +108,21 @@ def file_sha256(path: str | os.PathLike) -> str:
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file beside ``path``, then rename over it.
 
-    A full disk makes ``torch.save`` raise a C++ ``RuntimeError`` ("file write failed"); it becomes
-    an ``OSError`` naming ``path`` (ENOSPC when the disk is indeed full, else EIO), which the CLI
-    reports in one line with exit status 1.
+    The payload goes through an open file object: ``torch.save`` given a file *name* names the archive's inner
+    folder after it (here the temporary's random name), so the same payload would give different bytes, and a
+    re-bundled, unchanged model a new weights hash. Through a file object the folder is always ``archive``.
+
+    A full disk makes the write raise ``OSError`` (or, from ``torch.save``'s C++ writer, ``RuntimeError``
+    "file write failed"); either becomes an ``OSError`` naming ``path`` (ENOSPC when the disk is indeed full,
+    else EIO), which the CLI reports in one line with exit status 1.
     """
     with atomic_path(path) as tmp:
         try:
-            torch.save(obj, tmp)
+            with open(tmp, "wb") as fh:
+                torch.save(obj, fh)
+        except OSError as exc:
+            raise OSError(exc.errno or _write_errno(tmp), exc.strerror or "could not write the checkpoint",
+                          str(path)) from None
         except RuntimeError as exc:
             if "write" not in str(exc).lower():
                 raise

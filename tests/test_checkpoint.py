@@ -48,6 +48,14 @@ def test_write_is_atomic_no_temp_left(tmp_path, net):
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
 
 
+def test_the_same_checkpoint_saved_twice_has_the_same_bytes(tmp_path, net):
+    """Re-bundling an unchanged model must not change its weights hash: the archive's inner folder is not the
+    temporary file's random name."""
+    save_checkpoint(tmp_path / "a.pt", net, step=3, metrics={"x": 1.0}, half=True)
+    save_checkpoint(tmp_path / "b.pt", net, step=3, metrics={"x": 1.0}, half=True)
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+
+
 def test_failed_write_leaves_nothing(tmp_path, net, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("disk full")

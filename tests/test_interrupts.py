@@ -155,6 +155,19 @@ def test_full_disk_during_torch_save_is_an_os_error_naming_the_checkpoint(tmp_pa
     assert line.startswith(f"error: {tmp_path / 'last.pt'}: ") and "\n" not in line
 
 
+def test_full_disk_in_a_file_write_is_an_os_error_naming_the_checkpoint(tmp_path, monkeypatch):
+    """The payload goes through a file object, whose write raises ENOSPC without a file name."""
+    def full(obj, f, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(OSError) as info:
+        atomic_torch_save({"a": 1}, tmp_path / "last.pt")
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "last.pt")
+    assert list(tmp_path.iterdir()) == []
+    assert environment_error_line(info.value).startswith(f"error: {tmp_path / 'last.pt'}: No space left on device")
+
+
 def test_disk_full_message_names_the_output_not_the_hidden_temporary(tmp_path):
     exc = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / ".out.tmp-77-0123abcd.mp4"))
     assert environment_error_line(exc) == (f"error: {tmp_path / 'out.mp4'}: No space left on device "
