@@ -38,7 +38,7 @@ def average_states(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Ten
             for k, v in last.items()}
 
 
-def average_checkpoints(paths: list[str], out: str) -> dict:
+def average_checkpoints(paths: list[str], out: str) -> list[dict]:
     """Write the average of the checkpoints ``paths`` to ``out``; returns its ``metrics["averaged"]``."""
     loaded = [load_checkpoint(p) for p in paths]
     net, meta = loaded[-1]
@@ -55,7 +55,7 @@ def average_checkpoints(paths: list[str], out: str) -> dict:
                 for _, m in loaded]
     save_checkpoint(out, net, config=meta.get("config"), step=int(meta["step"]), style_sha256=meta.get("style_sha256"),
                     metrics={**(meta.get("metrics") or {}), "averaged": averaged})
-    return {"averaged": averaged}
+    return averaged
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,12 +69,12 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError("give at least two checkpoints to average")
         if Path(args.out).exists() and not args.overwrite:
             raise UserError(f"{args.out} exists; pass --overwrite to replace it")
-        result = average_checkpoints(args.checkpoints, args.out)
+        averaged = average_checkpoints(args.checkpoints, args.out)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    steps = ", ".join(str(a["step"]) for a in result["averaged"])
-    print(f"{args.out}: the average of {len(result['averaged'])} checkpoints (steps {steps})")
+    steps = ", ".join(str(a["step"]) for a in averaged)
+    print(f"{args.out}: the average of {len(averaged)} checkpoints (steps {steps})")
     return 0
 
 
