@@ -129,9 +129,9 @@ def _assert_style_weights(calls, style, temporal=None):
 
 @pytest.mark.parametrize("style, env", [("WomenHat", {}), ("udnie", {"TEMPORAL_WEIGHT": "123"})])
 def test_each_styles_weights_reach_their_stages(assets, tmp_path, style, env):
-    """Each style's row is read (scream's in the three-stage test above; udnie's temporal weight is the same
-    as scream's, so its run checks the TEMPORAL_WEIGHT override instead): one run per case, each a few
-    seconds of interpreter starts."""
+    """Each style's row is read (scream's in the three-stage test above; udnie's run checks that the
+    TEMPORAL_WEIGHT override beats the yaml's temporal weight while its stable_style still reaches the stage):
+    one run per case, each a few seconds of interpreter starts."""
     _, calls = _train_bundled(tmp_path, assets, style=style, SMALL="1", BASE_STEPS="2", PERFRAME_STEPS="2", **env)
     _assert_style_weights(calls, style, temporal=env.get("TEMPORAL_WEIGHT"))
 
